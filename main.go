@@ -1,0 +1,46 @@
+// Command keyport is Keyport: with no arguments it opens the tray app; with
+// arguments it is the CLI (keyport --help).
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"keyport/app"
+	"keyport/app/cli"
+	"keyport/ui/launch"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Main(ctx, os.Args[1:], cli.StdIO())
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(runGUI())
+}
+
+func runGUI() int {
+	// Logs go to stderr, never stdout.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if !launch.HasDisplay() {
+		fmt.Fprintf(os.Stderr, "keyport: %v\n", launch.ErrNoDisplay)
+		return cli.ExitFailure
+	}
+	core, err := app.New(app.Options{})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
+		return cli.ExitFailure
+	}
+	defer core.Close()
+	if err := launch.Run(core); err != nil {
+		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
+		return cli.ExitFailure
+	}
+	return cli.ExitOK
+}

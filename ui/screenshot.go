@@ -1,0 +1,67 @@
+package ui
+
+import (
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"time"
+
+	"fyne.io/fyne/v2"
+)
+
+// Screenshot writes the window's current rendering (as fyne's canvas
+// captures it) to dir/name.png. It must run on the fyne goroutine. The test
+// driver renders with it; under a real GL driver use a Capturer instead.
+func (u *UI) Screenshot(dir, name string) (string, error) {
+	img := u.Window.Canvas().Capture()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("screenshot: %w", err)
+	}
+	path := filepath.Join(dir, name+".png")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", fmt.Errorf("screenshot: %w", err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		f.Close()
+		return "", fmt.Errorf("screenshot %s: %w", path, err)
+	}
+	return path, f.Close()
+}
+
+// A Capturer writes what the screen shows of a window of the given pixel
+// size to path. ui/launch captures the X display this way, because the GL
+// driver's own canvas capture is blank under Xvfb.
+type Capturer func(path string, width, height int) error
+
+// screens lists the views make screenshot captures, in order.
+var screens = []struct {
+	name string
+	show func(*UI)
+}{
+	{"main", func(*UI) {}},
+}
+
+// Screenshots shows every view in screens in turn and captures it into dir.
+// It runs on a goroutine of its own, not the fyne one.
+func (u *UI) Screenshots(dir string, capture Capturer) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("screenshots: %w", err)
+	}
+	for _, s := range screens {
+		var size fyne.Size
+		var scale float32
+		fyne.DoAndWait(func() {
+			s.show(u)
+			size, scale = u.Window.Canvas().Size(), u.Window.Canvas().Scale()
+		})
+		time.Sleep(700 * time.Millisecond) // let the view render
+		path := filepath.Join(dir, s.name+".png")
+		if err := capture(path, int(size.Width*scale), int(size.Height*scale)); err != nil {
+			return fmt.Errorf("screenshot %s: %w", s.name, err)
+		}
+		fmt.Fprintln(os.Stderr, "wrote", path)
+	}
+	return nil
+}
