@@ -481,6 +481,16 @@ func (s *Server) RevokeAll() {
 	}
 }
 
+// RevokeAccessTokens revokes every access token but no refresh token (the
+// resource server will answer 401; a refresh fixes it).
+func (s *Server) RevokeAccessTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.access {
+		a.Revoked = true
+	}
+}
+
 // AccessToken returns what the server knows of an access token.
 func (s *Server) AccessToken(tok string) (Token, bool) {
 	s.mu.Lock()
