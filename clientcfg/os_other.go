@@ -1,0 +1,12 @@
+//go:build !unix && !windows
+
+package clientcfg
+
+import (
+	"io/fs"
+	"os"
+)
+
+func keepOwner(*os.File, fs.FileInfo) {}
+func syncDir(string)                  {}
+func isSharingViolation(error) bool   { return false }
