@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+
+	"keyport/app"
 )
 
 // Screenshot writes the window's current rendering (as fyne's canvas
@@ -36,11 +38,38 @@ func (u *UI) Screenshot(dir, name string) (string, error) {
 type Capturer func(path string, width, height int) error
 
 // screens lists the views make screenshot captures, in order.
+// Each selects a server with something to show (the running one, when
+// there is one) and a tab of the detail pane.
 var screens = []struct {
 	name string
 	show func(*UI)
 }{
-	{"main", func(*UI) {}},
+	{"main", func(u *UI) { u.showcase("Overview") }},
+	{"detail", func(u *UI) { u.showcase("Tools") }},
+	{"audit", func(u *UI) { u.showcase("Audit") }},
+	{"clients", func(u *UI) { u.showcase("Clients") }},
+}
+
+// showcase selects the first running server (or the first one) and a tab.
+func (u *UI) showcase(tab string) {
+	pick := -1
+	for i, r := range u.shown {
+		if r.State == app.ProxyRunning {
+			pick = i
+			break
+		}
+	}
+	if pick < 0 && len(u.shown) > 0 {
+		pick = 0
+	}
+	if pick >= 0 {
+		u.List.Select(pick)
+	}
+	for _, it := range u.Detail.Tabs.Items {
+		if it.Text == tab {
+			u.Detail.Tabs.Select(it)
+		}
+	}
 }
 
 // Screenshots shows every view in screens in turn and captures it into dir.

@@ -3,15 +3,28 @@
 // creates the fyne application itself (ui/launch does), so its tests run with
 // fyne's headless test driver and without cgo.
 //
-// Threading: fyne callbacks run on the fyne goroutine. Anything slow
-// (keychain, network, starting a proxy) runs in a goroutine of ours, which
-// touches widgets only through fyne.Do.
+// It talks to the application core only through the Core interface
+// (core.go). One goroutine reads the core's events and hands each batch to
+// the fyne goroutine, which re-reads the state and refreshes the list, the
+// detail pane, the clients panel and the tray: the fyne goroutine is the one
+// owner of UI state, and the tray menu is a pure function of the servers.
+//
+// Threading: fyne callbacks run on the fyne goroutine. Every Core call that
+// may block (keychain, network, disk, starting a proxy) runs in a goroutine
+// of ours (UI.bg), which touches widgets only through fyne.Do (UI.do).
 package ui
 
 import (
+	"context"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/driver/desktop"
+	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
 	"keyport/app"
@@ -26,48 +39,450 @@ var (
 	trayError  = fyne.NewStaticResource("tray-error.png", assets.TrayError)
 )
 
+// toggleTimeout bounds one SetProxyEnabled call (a proxy start-up).
+const toggleTimeout = time.Minute
+
 // UI is the Keyport window and tray. Its exported widgets are what tests tap.
 type UI struct {
 	fyne fyne.App
-	core *app.App
+	core Core
+	tray trayHost // nil without a system tray
+	bg   func(func())
+	do   func(func())
 
-	Window fyne.Window
-	Search *widget.Entry
-	List   *widget.List
-	Empty  *widget.Label
+	Window      fyne.Window
+	Search      *widget.Entry
+	LabelFilter *widget.Select
+	List        *serverList
+	Empty       *widget.Label
+	AddButton   *widget.Button
+	Import      *widget.Button
+	Settings    *widget.Button
+	Banner      *banner
+	Detail      *detail
+
+	// The open dialogs, for tests; nil when closed.
+	AddDialog    *AddServerDialog
+	ImportDialog *ImportDialog
+	SecretDialog *SecretDialog
+
+	emptyBox *fyne.Container
+
+	// State owned by the fyne goroutine.
+	servers   []app.ServerView // as last read from the core
+	shown     []rowView        // servers after the search and label filter
+	selected  string           // the selected server's name, or ""
+	pending   map[string]bool  // toggles in flight: name -> wanted on
+	toggleErr map[string]string
+	autostart bool
+	trayKey   string // what the tray shows now, to skip identical updates
+	trayRes   fyne.Resource
+	started   bool // the first snapshot is in (no notifications before)
+	quitting  bool
+
+	stopWatch func()
+	watchDone chan struct{}
+	closeOnce sync.Once
 }
 
-// New builds the window and the tray for core inside the fyne application fa.
-func New(fa fyne.App, core *app.App) *UI {
-	u := &UI{fyne: fa, core: core}
+// options are the seams tests use; New fills the real ones.
+type options struct {
+	tray trayHost
+	bg   func(func())
+	do   func(func())
+}
+
+// New builds the window and the tray for core inside the fyne application fa
+// and starts following the core's events. Call ShowWindow to show it.
+func New(fa fyne.App, core Core) *UI {
+	var tray trayHost
+	if desk, ok := fa.(desktop.App); ok {
+		tray = desk
+	}
+	return newUI(fa, core, options{tray: tray})
+}
+
+func newUI(fa fyne.App, core Core, o options) *UI {
+	if o.bg == nil {
+		o.bg = func(f func()) { go f() }
+	}
+	if o.do == nil {
+		o.do = fyne.Do
+	}
+	u := &UI{fyne: fa, core: core, tray: o.tray, bg: o.bg, do: o.do,
+		pending: map[string]bool{}, toggleErr: map[string]string{}}
 	fa.SetIcon(AppIcon)
 	u.Window = fa.NewWindow("Keyport")
 	u.Window.SetIcon(AppIcon)
 	u.Window.SetContent(u.content())
 	u.Window.Resize(fyne.NewSize(900, 600))
-	// Closing the window keeps Keyport running in the tray.
-	u.Window.SetCloseIntercept(u.Window.Hide)
-	if desk, ok := fa.(desktop.App); ok {
-		desk.SetSystemTrayIcon(trayIdle)
-		desk.SetSystemTrayMenu(trayMenu(u.ShowWindow, u.Quit))
+	u.shortcuts()
+	if u.tray != nil {
+		// Closing the window keeps Keyport running in the tray.
+		u.Window.SetCloseIntercept(u.Window.Hide)
+		u.tray.SetSystemTrayIcon(trayIdle)
+		u.trayRes = trayIdle
 	} else {
 		// Without a tray nothing could bring the window back: closing quits.
 		u.Window.SetCloseIntercept(u.Quit)
 	}
+	u.refreshServers()
+	u.Banner.set(catalogBanner(core.CatalogError()))
+	u.started = true
+	u.bg(func() {
+		on := core.Autostart()
+		u.do(func() { u.autostart = on })
+	})
+	events, cancel := core.Subscribe()
+	u.stopWatch = cancel
+	u.watchDone = make(chan struct{})
+	go u.watch(events)
 	return u
 }
 
 func (u *UI) content() fyne.CanvasObject {
 	u.Search = widget.NewEntry()
-	u.Search.SetPlaceHolder("Search servers")
-	u.List = widget.NewList(
-		func() int { return 0 },
-		func() fyne.CanvasObject { return widget.NewLabel("server") },
-		func(widget.ListItemID, fyne.CanvasObject) {},
+	u.Search.SetPlaceHolder("Search servers  (Ctrl+F)")
+	u.Search.ActionItem = widget.NewIcon(theme.SearchIcon())
+	u.Search.OnChanged = func(string) { u.applyFilter() }
+	u.Search.OnSubmitted = func(string) {
+		if len(u.shown) > 0 {
+			u.List.Select(0)
+			u.Window.Canvas().Focus(u.List)
+		}
+	}
+	u.LabelFilter = widget.NewSelect([]string{allLabels}, func(string) { u.applyFilter() })
+	u.LabelFilter.PlaceHolder = allLabels
+	u.LabelFilter.SetSelected(allLabels)
+	u.AddButton = widget.NewButtonWithIcon("Add server", theme.ContentAddIcon(), u.showAddServer)
+	u.AddButton.Importance = widget.HighImportance
+	u.Import = widget.NewButtonWithIcon("Import", theme.DownloadIcon(), u.showImport)
+	u.Settings = widget.NewButtonWithIcon("", theme.SettingsIcon(), u.showSettingsMenu)
+
+	u.List = newServerList(
+		func() int { return len(u.shown) },
+		func() fyne.CanvasObject { return newServerRow(u.toggle, u.copyURL) },
+		func(id widget.ListItemID, o fyne.CanvasObject) {
+			if id < len(u.shown) {
+				o.(*serverRow).set(u.shown[id])
+			}
+		},
+		u.toggleSelected,
 	)
-	u.Empty = widget.NewLabel("No servers yet. Add one, or import one from an MCP registry.")
+	u.List.OnSelected = func(id widget.ListItemID) {
+		if id < len(u.shown) && u.shown[id].Name != u.selected {
+			u.selected = u.shown[id].Name
+			u.Detail.show(u.selectedView())
+		}
+	}
+	u.Empty = widget.NewLabel("")
 	u.Empty.Alignment = fyne.TextAlignCenter
-	return container.NewBorder(u.Search, nil, nil, nil, container.NewStack(u.List, container.NewCenter(u.Empty)))
+	u.Empty.Wrapping = fyne.TextWrapWord
+	u.emptyBox = container.NewCenter(container.NewVBox(u.Empty))
+	u.Banner = newBanner()
+	u.Detail = newDetail(u)
+
+	filterW := fyne.NewSize(170, u.LabelFilter.MinSize().Height)
+	title := heading("Keyport")
+	title.SizeName = theme.SizeNameSubHeadingText
+	top := container.NewBorder(nil, nil, title,
+		container.NewHBox(container.NewGridWrap(filterW, u.LabelFilter), u.AddButton, u.Import, u.Settings),
+		u.Search)
+	left := container.NewStack(u.List, u.emptyBox)
+	split := container.NewHSplit(left, u.Detail.root)
+	split.SetOffset(0.45)
+	header := container.NewVBox(container.NewPadded(top), u.Banner.box)
+	return container.NewBorder(header, nil, nil, nil, split)
+}
+
+func (u *UI) shortcuts() {
+	c := u.Window.Canvas()
+	focusSearch := func(fyne.Shortcut) { c.Focus(u.Search) }
+	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}, focusSearch)
+	c.SetOnTypedKey(func(ev *fyne.KeyEvent) {
+		if ev.Name == fyne.KeyReturn || ev.Name == fyne.KeyEnter {
+			u.toggleSelected()
+		}
+	})
+}
+
+// watch is the one event-subscription goroutine: it hands each batch of
+// events to the fyne goroutine, which re-reads what they concern. Events that
+// arrive while a batch waits are merged into it, so a burst of counter
+// updates costs one refresh.
+func (u *UI) watch(events <-chan app.Event) {
+	defer close(u.watchDone)
+	for ev := range events {
+		batch := []app.Event{ev}
+	drain:
+		for {
+			select {
+			case more, ok := <-events:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more)
+			default:
+				break drain
+			}
+		}
+		u.do(func() { u.handle(batch) })
+	}
+}
+
+// handle applies a batch of events on the fyne goroutine.
+func (u *UI) handle(batch []app.Event) {
+	var servers, clients, audit bool
+	for _, ev := range batch {
+		switch ev.Kind {
+		case app.EventServers:
+			servers = true
+		case app.EventClients:
+			clients = true
+		case app.EventAudit:
+			if ev.Server == u.selected {
+				audit = true
+			}
+		case app.EventCatalogError:
+			u.Banner.set(catalogBanner(ev.Err))
+			servers = true
+		case app.EventNotice:
+			u.fyne.SendNotification(fyne.NewNotification(ev.Title, ev.Body))
+		}
+	}
+	if servers {
+		u.refreshServers()
+	}
+	if clients {
+		u.Detail.clients.refresh()
+	}
+	if audit && u.Detail.auditVisible() {
+		u.Detail.audit.reload()
+	}
+}
+
+func catalogBanner(err string) string {
+	if err == "" {
+		return ""
+	}
+	return err + "\nKeyport keeps the last valid list; fix the file and it reloads by itself."
+}
+
+// refreshServers re-reads the catalog and refreshes everything that shows it.
+func (u *UI) refreshServers() {
+	next := u.core.Servers()
+	if u.started {
+		for _, n := range transitions(u.servers, next) {
+			u.fyne.SendNotification(fyne.NewNotification(n.Title, n.Body))
+		}
+	}
+	u.servers = next
+	opts := labelOptions(next)
+	u.LabelFilter.Options = opts
+	if sel := u.LabelFilter.Selected; sel != allLabels && indexString(opts, sel) < 0 {
+		u.LabelFilter.SetSelected(allLabels) // its label is gone; applyFilter runs
+	} else {
+		u.LabelFilter.Refresh()
+	}
+	u.applyFilter()
+	u.refreshTray()
+}
+
+func indexString(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// applyFilter recomputes the shown rows from the search and label filter.
+func (u *UI) applyFilter() {
+	if u.List == nil || u.Detail == nil {
+		return // still building the window
+	}
+	matched := filterServers(u.servers, u.Search.Text, u.LabelFilter.Selected)
+	u.shown = u.shown[:0]
+	for _, s := range matched {
+		want, pending := u.pending[s.Name]
+		u.shown = append(u.shown, rowView{ServerView: s, pending: pending, want: want, toggleErr: u.toggleErr[s.Name]})
+	}
+	u.List.Refresh()
+	switch {
+	case len(u.servers) == 0:
+		u.Empty.SetText("No servers yet.\nChoose Add server to add one by URL, or Import to find one in an MCP registry.")
+		u.emptyBox.Show()
+	case len(u.shown) == 0:
+		u.Empty.SetText(fmt.Sprintf("No server matches %q.\nClear the search or pick All labels.", filterDesc(u.Search.Text, u.LabelFilter.Selected)))
+		u.emptyBox.Show()
+	default:
+		u.emptyBox.Hide()
+	}
+	// Keep the selection on the same server; pick the first one otherwise.
+	idx := -1
+	for i, r := range u.shown {
+		if r.Name == u.selected {
+			idx = i
+		}
+	}
+	if idx < 0 && len(u.shown) > 0 && indexOf(u.servers, u.selected) < 0 {
+		idx = 0
+	}
+	if idx >= 0 {
+		if u.shown[idx].Name != u.selected {
+			u.selected = u.shown[idx].Name
+		}
+		u.List.Select(idx)
+	} else if indexOf(u.servers, u.selected) < 0 {
+		u.selected = ""
+		u.List.UnselectAll()
+	}
+	u.Detail.show(u.selectedView())
+}
+
+func filterDesc(query, label string) string {
+	if query == "" {
+		return label
+	}
+	if label == "" || label == allLabels {
+		return query
+	}
+	return query + " in " + label
+}
+
+// selectedView returns the selected server with its transient row state, or
+// nil when none is selected.
+func (u *UI) selectedView() *rowView {
+	i := indexOf(u.servers, u.selected)
+	if i < 0 {
+		return nil
+	}
+	want, pending := u.pending[u.selected]
+	return &rowView{ServerView: u.servers[i], pending: pending, want: want, toggleErr: u.toggleErr[u.selected]}
+}
+
+// toggle turns a server's proxy on or off in the background. The row shows
+// starting (or the switch greyed) until the core answers, then the result;
+// an error stays inline until the next try.
+func (u *UI) toggle(name string, on bool) {
+	if _, busy := u.pending[name]; busy {
+		return
+	}
+	u.pending[name] = on
+	delete(u.toggleErr, name)
+	u.applyFilter()
+	u.refreshTray()
+	u.bg(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), toggleTimeout)
+		err := u.core.SetProxyEnabled(ctx, name, on)
+		cancel()
+		u.do(func() {
+			delete(u.pending, name)
+			if err != nil {
+				verb := "start"
+				if !on {
+					verb = "stop"
+				}
+				u.toggleErr[name] = fmt.Sprintf("Could not %s the proxy: %v", verb, err)
+			}
+			u.refreshServers()
+		})
+	})
+}
+
+// toggleSelected flips the selected server's proxy (Enter).
+func (u *UI) toggleSelected() {
+	v := u.selectedView()
+	if v == nil {
+		return
+	}
+	u.toggle(v.Name, !v.Enabled)
+}
+
+// copyURL puts a local URL on the clipboard.
+func (u *UI) copyURL(s string) {
+	u.fyne.Clipboard().SetContent(s)
+}
+
+// refreshTray rebuilds the tray menu and icon when what they show changed.
+func (u *UI) refreshTray() {
+	if u.tray == nil {
+		return
+	}
+	view := u.trayServers()
+	if res := trayIcon(view); res != u.trayRes {
+		u.trayRes = res
+		u.tray.SetSystemTrayIcon(res)
+	}
+	m := trayMenu(view, trayActions{Toggle: u.toggle, SignIn: u.signIn, Open: u.ShowWindow, Quit: u.Quit})
+	key := menuKey(m)
+	if key == u.trayKey {
+		return
+	}
+	u.trayKey = key
+	u.tray.SetSystemTrayMenu(m)
+}
+
+// trayServers is the servers as the tray shows them: a toggle in flight
+// reads as starting.
+func (u *UI) trayServers() []app.ServerView {
+	out := make([]app.ServerView, len(u.servers))
+	for i, s := range u.servers {
+		if want, ok := u.pending[s.Name]; ok {
+			s.Enabled = want
+			if want {
+				s.State = app.ProxyStarting
+			}
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// menuKey summarises a menu's visible content.
+func menuKey(m *fyne.Menu) string {
+	k := ""
+	for _, it := range m.Items {
+		k += fmt.Sprintf("%s|%t|%t|%t\n", it.Label, it.Checked, it.Disabled, it.IsSeparator)
+	}
+	return k
+}
+
+// signIn runs a server's OAuth sign-in in the browser.
+func (u *UI) signIn(name string) {
+	u.ShowWindow()
+	u.bg(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		err := u.core.SignIn(ctx, name, func(raw string) error {
+			parsed, err := url.Parse(raw)
+			if err != nil {
+				return err
+			}
+			var openErr error
+			fyneDoAndWait(u, func() { openErr = u.fyne.OpenURL(parsed) })
+			return openErr
+		})
+		u.do(func() {
+			if err != nil {
+				u.showError("Sign in to "+name, err)
+			}
+			u.refreshServers()
+		})
+	})
+}
+
+// fyneDoAndWait runs f on the fyne goroutine and waits for it.
+func fyneDoAndWait(u *UI, f func()) {
+	done := make(chan struct{})
+	u.do(func() { f(); close(done) })
+	<-done
+}
+
+// showError shows err in a dialog titled with what failed.
+func (u *UI) showError(what string, err error) {
+	showErrorDialog(u.Window, what, err)
 }
 
 // ShowWindow shows the main window and brings it to the front.
@@ -76,16 +491,27 @@ func (u *UI) ShowWindow() {
 	u.Window.RequestFocus()
 }
 
-// Quit closes the core and ends the application.
+// Quit stops the proxies gracefully (Core.Close) in the background, then
+// ends the application. The window hides at once.
 func (u *UI) Quit() {
-	_ = u.core.Close()
-	u.fyne.Quit()
+	if u.quitting {
+		return
+	}
+	u.quitting = true
+	u.Window.Hide()
+	u.bg(func() {
+		u.Close()
+		u.do(u.fyne.Quit)
+	})
 }
 
-// trayMenu builds the tray menu. It is a pure function of its inputs.
-func trayMenu(open, quit func()) *fyne.Menu {
-	openItem := fyne.NewMenuItem("Open Keyport", open)
-	quitItem := fyne.NewMenuItem("Quit", quit)
-	quitItem.IsQuit = true
-	return fyne.NewMenu("Keyport", openItem, fyne.NewMenuItemSeparator(), quitItem)
+// Close stops following events and closes the core. It is safe to call more
+// than once and from any goroutine.
+func (u *UI) Close() {
+	u.closeOnce.Do(func() {
+		u.stopWatch()
+		if err := u.core.Close(); err != nil {
+			fyne.LogError("closing Keyport", err)
+		}
+	})
 }

@@ -35,7 +35,7 @@ func HasDisplay() bool {
 // Run opens Keyport's window and tray and blocks until the user quits.
 // When the environment variable KEYPORT_SCREENSHOTS names a folder, it
 // writes PNGs of the window's views there and quits instead (make screenshot).
-func Run(core *app.App) error {
+func Run(core ui.Core) error {
 	if !HasDisplay() {
 		return ErrNoDisplay
 	}

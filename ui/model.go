@@ -1,0 +1,222 @@
+package ui
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"keyport/app"
+)
+
+// This file holds the UI's pure logic: filtering, label options, the
+// aggregate tray state and the status transitions worth a notification.
+// Nothing here touches a widget, so it is tested with plain table tests.
+
+// allLabels is the label filter's "no filter" option.
+const allLabels = "All labels"
+
+// filterServers returns the servers whose name, description, URL or labels
+// contain every word of query (case-insensitive) and that carry label (a
+// "key=value" string; "" or allLabels means any). It keeps the input order.
+func filterServers(servers []app.ServerView, query, label string) []app.ServerView {
+	words := strings.Fields(strings.ToLower(query))
+	key, value, byLabel := strings.Cut(label, "=")
+	if label == "" || label == allLabels {
+		byLabel = false
+	}
+	out := make([]app.ServerView, 0, len(servers))
+	for _, s := range servers {
+		if byLabel {
+			if v, ok := s.Labels[key]; !ok || v != value {
+				continue
+			}
+		}
+		if len(words) > 0 && !matchesAll(s, words) {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func matchesAll(s app.ServerView, words []string) bool {
+	for _, w := range words {
+		if !serverHas(s, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// serverHas reports whether the lower-case word appears in any searchable
+// field of s, without allocating a joined haystack per server.
+func serverHas(s app.ServerView, w string) bool {
+	if containsFold(s.Name, w) || containsFold(s.Description, w) || containsFold(s.UpstreamURL, w) {
+		return true
+	}
+	for k, v := range s.Labels {
+		if containsFold(k, w) || containsFold(v, w) || containsFold(k+"="+v, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether lower-case needle is in s, ignoring case.
+func containsFold(s, needle string) bool {
+	if len(needle) > len(s) {
+		return false
+	}
+	for i := 0; i+len(needle) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(needle)], needle) {
+			return true
+		}
+	}
+	return false
+}
+
+// labelOptions lists every "key=value" label of servers, sorted, after the
+// "All labels" option.
+func labelOptions(servers []app.ServerView) []string {
+	seen := map[string]bool{}
+	for _, s := range servers {
+		for k, v := range s.Labels {
+			seen[k+"="+v] = true
+		}
+	}
+	opts := make([]string, 0, len(seen)+1)
+	for l := range seen {
+		opts = append(opts, l)
+	}
+	sort.Strings(opts)
+	return append([]string{allLabels}, opts...)
+}
+
+// sortedLabels returns a server's labels as sorted "key=value" strings.
+func sortedLabels(labels map[string]string) []string {
+	out := make([]string, 0, len(labels))
+	for k, v := range labels {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// aggregate is the tray icon's state.
+type aggregate int
+
+const (
+	aggIdle    aggregate = iota // no proxy runs
+	aggRunning                  // at least one proxy runs, none failed
+	aggError                    // a proxy or its upstream is in error
+)
+
+// aggregateState sums the servers' states up for the tray icon: any error or
+// unreachable upstream wins, then any running or starting proxy.
+func aggregateState(servers []app.ServerView) aggregate {
+	agg := aggIdle
+	for _, s := range servers {
+		switch s.State {
+		case app.ProxyError, app.ProxyUnreachable:
+			return aggError
+		case app.ProxyRunning, app.ProxyStarting:
+			agg = aggRunning
+		}
+	}
+	return agg
+}
+
+// stateText is how a state reads in the window and the tray.
+func stateText(st app.ProxyState) string {
+	switch st {
+	case app.ProxyStarting:
+		return "Starting…"
+	case app.ProxyRunning:
+		return "Running"
+	case app.ProxyUnreachable:
+		return "Upstream unreachable"
+	case app.ProxyError:
+		return "Error"
+	default:
+		return "Stopped"
+	}
+}
+
+// statusTip is the hover text of a server's status dot: the state, and the
+// reason when there is one.
+func statusTip(s app.ServerView) string {
+	t := stateText(s.State)
+	if s.LastError != "" && (s.State == app.ProxyError || s.State == app.ProxyUnreachable) {
+		t += ": " + s.LastError
+	}
+	if s.State == app.ProxyRunning && s.LocalURL != "" {
+		t += " on " + s.LocalURL
+	}
+	return t
+}
+
+// notice is a desktop notification to send.
+type notice struct{ Title, Body string }
+
+// transitions compares two snapshots and returns the notifications the change
+// deserves: a proxy failed, an upstream became unreachable, or a server in
+// trouble recovered. A server seen for the first time never notifies (no
+// burst at start-up), and neither does a user stopping a proxy.
+func transitions(prev, next []app.ServerView) []notice {
+	before := make(map[string]app.ProxyState, len(prev))
+	for _, s := range prev {
+		before[s.Name] = s.State
+	}
+	var out []notice
+	for _, s := range next {
+		old, known := before[s.Name]
+		if !known || old == s.State {
+			continue
+		}
+		troubled := old == app.ProxyError || old == app.ProxyUnreachable
+		switch s.State {
+		case app.ProxyError:
+			out = append(out, notice{
+				Title: s.Name + ": proxy failed",
+				Body:  orDefault(s.LastError, "The local proxy stopped with an error. Open Keyport for details."),
+			})
+		case app.ProxyUnreachable:
+			out = append(out, notice{
+				Title: s.Name + ": upstream unreachable",
+				Body:  orDefault(s.LastError, "The proxy runs but "+s.UpstreamURL+" does not answer."),
+			})
+		case app.ProxyRunning:
+			if troubled {
+				out = append(out, notice{Title: s.Name + ": recovered", Body: "The proxy is running again."})
+			}
+		}
+	}
+	return out
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// indexOf returns the position of the server named name in list, or -1.
+func indexOf(list []app.ServerView, name string) int {
+	return slices.IndexFunc(list, func(s app.ServerView) bool { return s.Name == name })
+}
+
+// humanBytes formats a byte count for the counters panel.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
