@@ -46,7 +46,9 @@ func OAuthKind(name string) string { return "oauth/" + name }
 
 // wellKnownKinds are swept by DeleteServer even when the index misses them
 // (an index update lost to a concurrent process, an older version).
-var wellKnownKinds = []string{KindBearer, KindLocalToken, OAuthKind("token"), OAuthKind("client")}
+// The OAuth kinds are app/oauth's (token, clients, step-up, client-secret).
+var wellKnownKinds = []string{KindBearer, KindLocalToken,
+	OAuthKind("token"), OAuthKind("clients"), OAuthKind("step-up"), OAuthKind("client-secret")}
 
 const (
 	// chunkMarker starts the header item of a chunked value:

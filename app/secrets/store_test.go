@@ -220,7 +220,7 @@ func TestDeleteServer(t *testing.T) {
 	}
 	// Items the index does not list: a well-known kind and a header written
 	// by another process whose index update was lost.
-	for _, a := range []string{"a/oauth/client", "a/header/X-Other"} {
+	for _, a := range []string{"a/oauth/client-secret", "a/header/X-Other"} {
 		if err := m.Set("keyport-test", a, "stray"); err != nil {
 			t.Fatal(err)
 		}
