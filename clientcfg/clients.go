@@ -45,6 +45,10 @@ type Client struct {
 	NeedsRestart string
 	// Docs points at the client's own documentation of the file.
 	Docs string
+	// DetectDirs are templates (as in Location.Path) of directories whose
+	// existence shows the client is installed; empty means the directory of
+	// its main user-scope file.
+	DetectDirs []string
 }
 
 // RemoteCapable reports whether the client can talk to a streamable-HTTP
@@ -117,6 +121,7 @@ var clientTable = []Client{
 			{Path: "~/.claude.json"},
 		},
 		ProjectFile:  ".mcp.json",
+		DetectDirs:   []string{"$CLAUDE_CONFIG_DIR", "~/.claude"},
 		RootKey:      "mcpServers",
 		URLKey:       "url",
 		HTTPType:     "http",
@@ -479,6 +484,34 @@ func (c Client) UserTarget(env Env) (Target, error) {
 		}
 	}
 	return Target{}, fmt.Errorf("%s has no known config file on %s; pass --client-config=PATH", c.Name, env.GOOS)
+}
+
+// Detected reports whether the client seems installed on env: one of its
+// user-scope files exists, or its DetectDirs (by default the directory of
+// its main user-scope file) does.
+func (c Client) Detected(env Env) bool {
+	ts := c.UserTargets(env)
+	for _, t := range ts {
+		if env.exists(t.Path) {
+			return true
+		}
+	}
+	if len(c.DetectDirs) == 0 {
+		if len(ts) == 0 {
+			return false
+		}
+		p := ts[0].Path
+		dir := p[:max(strings.LastIndexAny(p, `/\`), 0)]
+		return dir != "" && dir != env.Home && env.exists(dir)
+	}
+	for _, tmpl := range c.DetectDirs {
+		for _, p := range env.expand(tmpl) {
+			if env.exists(p) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ProjectTarget returns the client's config file inside project directory

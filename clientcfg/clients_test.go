@@ -282,3 +282,28 @@ func TestHostEnvTempHome(t *testing.T) {
 		t.Fatalf("vscode targets after Insiders appeared = %+v", ts)
 	}
 }
+
+func TestDetected(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		client   string
+		env      Env
+		detected bool
+	}{
+		{"cursor", fakeEnv("linux", "/home/u", nil), false},
+		{"cursor", fakeEnv("linux", "/home/u", nil, "/home/u/.cursor"), true},
+		{"claude-code", fakeEnv("linux", "/home/u", nil), false},
+		{"claude-code", fakeEnv("linux", "/home/u", nil, "/home/u/.claude"), true},
+		{"claude-code", fakeEnv("linux", "/home/u", nil, "/home/u/.claude.json"), true},
+		{"claude-code", fakeEnv("linux", "/home/u", map[string]string{"CLAUDE_CONFIG_DIR": "/cfg"}, "/cfg"), true},
+		{"claude", fakeEnv("windows", `C:\Users\u`, nil, `C:\Users\u\AppData\Local\Packages\Claude_x\LocalCache\Roaming\Claude`), true},
+		{"claude", fakeEnv("darwin", "/Users/u", nil, "/Users/u/Library/Application Support/Claude"), true},
+		{"vscode", fakeEnv("linux", "/home/u", nil, "/home/u/.config/Code - Insiders/User/mcp.json"), true},
+		{"gemini", fakeEnv("darwin", "/Users/u", nil, "/Users/u/.cursor"), false},
+	}
+	for _, tc := range cases {
+		if got := mustClient(t, tc.client).Detected(tc.env); got != tc.detected {
+			t.Errorf("%s on %s: Detected = %v, want %v", tc.client, tc.env.GOOS, got, tc.detected)
+		}
+	}
+}

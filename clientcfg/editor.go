@@ -424,6 +424,21 @@ func (e *Editor) Undo(t Target) (Change, error) {
 	return ch, nil
 }
 
+// CanUndo reports whether Undo would succeed now: Keyport changed the file
+// and nobody edited it since.
+func (e *Editor) CanUndo(t Target) bool {
+	file, err := resolveLinks(t.Path)
+	if err != nil {
+		return false
+	}
+	j, err := e.st.journal(file)
+	if err != nil || len(j) == 0 {
+		return false
+	}
+	raw, info, err := readFile(file)
+	return err == nil && info != nil && sum(raw) == j[len(j)-1].After
+}
+
 // Backups lists the kept versions of the target's file, newest first.
 func (e *Editor) Backups(t Target) ([]Backup, error) {
 	file, err := resolveLinks(t.Path)

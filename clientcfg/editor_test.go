@@ -539,6 +539,9 @@ func TestUndo(t *testing.T) {
 	if _, err := e.Install(tg, remoteWant("b", "4001")); err != nil {
 		t.Fatal(err)
 	}
+	if !e.CanUndo(tg) {
+		t.Error("CanUndo = false after a change")
+	}
 	ch, err := e.Undo(tg)
 	if err != nil {
 		t.Fatal(err)
@@ -561,6 +564,9 @@ func TestUndo(t *testing.T) {
 	}
 	edited := append(read(t, p), []byte("\n// my own note\n")...)
 	writeFile(t, p, edited, 0o600)
+	if e.CanUndo(tg) {
+		t.Error("CanUndo = true after an outside edit")
+	}
 	if _, err := e.Undo(tg); !errors.Is(err, ErrChangedSince) || !strings.Contains(err.Error(), "kept at") {
 		t.Fatalf("undo over an outside edit: %v", err)
 	}
