@@ -158,6 +158,43 @@ func (c *Credentials) Reload() {
 	c.mu.Unlock()
 }
 
+// Status returns the sign-in state, reading the keychain first (never the
+// network) when the source has not looked yet, so a server shows as signed
+// in before its first request. It may block on the keychain: call it off
+// the UI goroutine.
+func (c *Credentials) Status() State {
+	c.mu.Lock()
+	known := c.rec != nil || c.needs != nil || c.transient != nil
+	c.mu.Unlock()
+	if !known {
+		c.refreshMu.Lock()
+		c.peek()
+		c.publish()
+		c.refreshMu.Unlock()
+	}
+	return c.State()
+}
+
+// peek loads the keychain's record without refreshing. refreshMu is held.
+func (c *Credentials) peek() {
+	now := c.cfg.Now()
+	rec, err := loadToken(c.cfg.Store, c.cfg.Server)
+	switch {
+	case err != nil && !errors.Is(err, errCorrupt):
+		c.setTransient(now, fmt.Errorf("read the sign-in of %s: %w", c.cfg.Server, err))
+	case err != nil:
+		c.setNeeds(now, signInNeeded(c.cfg.Server, "the keychain entry is unusable", err))
+	default:
+		if e := c.check(rec); e != nil {
+			c.setNeeds(now, e)
+		} else if !c.fresh(rec, now) && c.unrefreshable(rec, "") != nil {
+			c.setNeeds(now, c.unrefreshable(rec, ""))
+		} else {
+			c.adopt(rec) // an expired but refreshable token is refreshed on the next request
+		}
+	}
+}
+
 // State returns the current sign-in state (as last seen; it reads nothing).
 func (c *Credentials) State() State {
 	c.mu.Lock()

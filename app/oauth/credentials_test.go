@@ -390,3 +390,28 @@ func TestSignInNeededErrorText(t *testing.T) {
 		t.Errorf("text = %q", sin.Error())
 	}
 }
+
+func TestCredentialsStatusReadsKeychain(t *testing.T) {
+	t.Parallel()
+	e := signedIn(t, testas.Options{}, testas.MCPOptions{})
+	var published []State
+	creds := e.credentials(t, func(c *CredentialsConfig) { c.OnStateChange = func(s State) { published = append(published, s) } })
+	if st := creds.State(); st.SignedIn {
+		t.Fatal("State read the keychain; it must not")
+	}
+	st := creds.Status()
+	if !st.SignedIn || st.Issuer != e.as.URL || st.Expiry.IsZero() {
+		t.Errorf("Status = %+v, want signed in", st)
+	}
+	if len(published) != 1 || e.as.Refreshes.Load() != 0 {
+		t.Errorf("published %d states, refreshes %d; want 1 and 0", len(published), e.as.Refreshes.Load())
+	}
+	// Expired without a refresh token: sign in needed, without a request.
+	clk := &clock{}
+	clk.advance(2 * time.Hour)
+	e2 := signedIn(t, testas.Options{NoRefreshToken: true}, testas.MCPOptions{})
+	st = e2.credentials(t, func(c *CredentialsConfig) { c.Now = clk.now }).Status()
+	if st.SignedIn || st.NeedsSignIn == nil || !strings.Contains(st.NeedsSignIn.Reason, "no refresh token") {
+		t.Errorf("Status = %+v, want sign-in needed (expired, no refresh token)", st)
+	}
+}

@@ -601,7 +601,11 @@ func (l *login) save(ctx context.Context, st *loginState, rec *tokenRecord, newR
 func newPKCE() (verifier, challenge string) {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
-	verifier = base64.RawURLEncoding.EncodeToString(b)
+	return pkceChallenge(base64.RawURLEncoding.EncodeToString(b))
+}
+
+// pkceChallenge returns verifier and its S256 code challenge.
+func pkceChallenge(verifier string) (string, string) {
 	sum := sha256.Sum256([]byte(verifier))
 	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
 }
