@@ -40,7 +40,7 @@ type auditTab struct {
 var auditColumns = []struct {
 	title string
 	frac  float32
-}{{"Time", 0.17}, {"Method", 0.27}, {"Tool", 0.27}, {"Outcome", 0.14}, {"Duration", 0.15}}
+}{{"Time", 0.16}, {"Method", 0.21}, {"Tool", 0.28}, {"Outcome", 0.17}, {"Duration", 0.18}}
 
 func newAuditTab(u *UI) *auditTab {
 	t := &auditTab{u: u}

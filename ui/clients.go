@@ -61,8 +61,8 @@ func (t *clientsTab) show(v rowView, changed bool) {
 	if changed {
 		t.name = v.Name
 		t.wrote = map[string]string{}
-		t.Intro.SetText("Wire " + v.Name + " into your AI clients. Keyport edits their config files safely: " +
-			"it shows the change first, keeps comments and other entries, and can undo.")
+		t.Intro.SetText("Add " + v.Name + " to your AI clients. Keyport shows each change before " +
+			"writing it, keeps the rest of the file as it was, and can undo.")
 		t.refresh()
 	}
 }
@@ -103,7 +103,7 @@ func (t *clientsTab) newRow() *clientRow {
 	r := &clientRow{}
 	r.Name = heading("")
 	r.State = newChip("", "")
-	r.Path = subtleTrunc("").setMono()
+	r.Path = subtleTrunc("").small()
 	r.Note = widget.NewLabel("")
 	r.Note.Wrapping = fyne.TextWrapWord
 	r.Action = widget.NewButton("", nil)

@@ -96,10 +96,16 @@ type options struct {
 // and starts following the core's events. Call ShowWindow to show it.
 func New(fa fyne.App, core Core) *UI {
 	var tray trayHost
-	if desk, ok := fa.(desktop.App); ok {
+	desk, ok := fa.(desktop.App)
+	if ok {
 		tray = desk
 	}
-	return newUI(fa, core, options{tray: tray})
+	u := newUI(fa, core, options{tray: tray})
+	if ok {
+		// A click on the tray icon shows the window where the desktop allows.
+		desk.SetSystemTrayWindow(u.Window)
+	}
+	return u
 }
 
 func newUI(fa fyne.App, core Core, o options) *UI {

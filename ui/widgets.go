@@ -471,9 +471,9 @@ func (s *subtleText) wrap() *subtleText {
 	return s
 }
 
-// setMono makes the text monospace and caption-sized (paths).
-func (s *subtleText) setMono() *subtleText {
-	s.seg.Style.TextStyle.Monospace = true
+// small makes the text caption-sized (paths). Not monospace: fyne clips
+// underscores of the monospace font at caption size.
+func (s *subtleText) small() *subtleText {
 	s.seg.Style.SizeName = theme.SizeNameCaptionText
 	return s
 }

@@ -656,3 +656,27 @@ func Sample() *Core {
 	}
 	return c
 }
+
+// Generate returns n servers named server-0001... with a description, two
+// labels out of a few, and every third one running — for benchmarks.
+func Generate(n int) []app.ServerView {
+	teams := []string{"core", "data", "product", "infra", "security"}
+	envs := []string{"prod", "staging", "dev"}
+	out := make([]app.ServerView, n)
+	for i := range out {
+		s := app.ServerView{
+			Name:        fmt.Sprintf("server-%04d", i),
+			Description: fmt.Sprintf("Generated MCP server number %d for the %s team", i, teams[i%len(teams)]),
+			UpstreamURL: fmt.Sprintf("https://mcp%d.example.com/mcp", i),
+			Labels:      map[string]string{"team": teams[i%len(teams)], "env": envs[i%len(envs)]},
+			AuthType:    "none",
+			Port:        20000 + i,
+			LocalURL:    fmt.Sprintf("http://127.0.0.1:%d/mcp", 20000+i),
+		}
+		if i%3 == 0 {
+			s.Enabled, s.State = true, app.ProxyRunning
+		}
+		out[i] = s
+	}
+	return out
+}

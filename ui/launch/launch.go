@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sync"
 	"time"
 
 	"fyne.io/fyne/v2"
 	fyneapp "fyne.io/fyne/v2/app"
 
 	"keyport/app"
+	"keyport/app/instance"
 	"keyport/ui"
 )
 
@@ -32,15 +34,82 @@ func HasDisplay() bool {
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
+// OnShown, when set, is called on the fyne goroutine once the window has
+// been shown and the app is running (benchmarks measure start-up with it).
+var OnShown func()
+
+// claimed is this process's hold on being the one Keyport GUI.
+var claimed struct {
+	sync.Mutex
+	in   *instance.Instance
+	show chan struct{}
+}
+
+// Claim makes this process the one Keyport GUI for its config dir. If
+// another is running, Claim asks it to bring its window forward and returns
+// instance.ErrRunning: the caller should then exit successfully. Call it
+// before creating the core (which starts proxies); Run calls it too, and a
+// second call is a no-op.
+func Claim() error {
+	claimed.Lock()
+	defer claimed.Unlock()
+	if claimed.in != nil {
+		return nil
+	}
+	dir, err := instance.DefaultDir()
+	if err != nil {
+		return err
+	}
+	show := make(chan struct{}, 1)
+	in, err := instance.Acquire(dir, func() {
+		select {
+		case show <- struct{}{}:
+		default: // a show is already pending
+		}
+	})
+	if err != nil {
+		return err
+	}
+	claimed.in, claimed.show = in, show
+	return nil
+}
+
+// release gives the claim up (on exit).
+func release() {
+	claimed.Lock()
+	defer claimed.Unlock()
+	if claimed.in != nil {
+		_ = claimed.in.Close() // waits for its handlers: nothing sends on show after
+		close(claimed.show)
+		claimed.in, claimed.show = nil, nil
+	}
+}
+
 // Run opens Keyport's window and tray and blocks until the user quits.
-// When the environment variable KEYPORT_SCREENSHOTS names a folder, it
-// writes PNGs of the window's views there and quits instead (make screenshot).
+// When another Keyport runs, it brings that one's window forward and
+// returns instance.ErrRunning. When the environment variable
+// KEYPORT_SCREENSHOTS names a folder, it writes PNGs of the window's views
+// there and quits instead (make screenshot).
 func Run(core ui.Core) error {
 	if !HasDisplay() {
 		return ErrNoDisplay
 	}
+	if err := Claim(); err != nil {
+		return err
+	}
+	defer release()
 	fa := fyneapp.NewWithID(app.AppID)
 	u := ui.New(fa, core)
+	defer u.Close()
+	// A later launch asks for the window: bring it forward.
+	claimed.Lock()
+	show := claimed.show
+	claimed.Unlock()
+	go func() {
+		for range show {
+			fyne.Do(u.ShowWindow)
+		}
+	}()
 	if dir := os.Getenv("KEYPORT_SCREENSHOTS"); dir != "" {
 		var shotErr error
 		fa.Lifecycle().SetOnStarted(func() {
@@ -58,6 +127,11 @@ func Run(core ui.Core) error {
 		}
 		return nil
 	}
+	fa.Lifecycle().SetOnStarted(func() {
+		if OnShown != nil {
+			OnShown()
+		}
+	})
 	u.ShowWindow()
 	fa.Run()
 	return nil
