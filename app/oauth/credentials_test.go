@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"keyport/app/oauth/internal/testas"
+	"keyport/app/oauth/oauthtest"
 )
 
 // clock is a test clock that runs with real time plus an offset.
@@ -33,7 +33,7 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // signedIn returns an env with a completed sign-in.
-func signedIn(t *testing.T, asOpts testas.Options, mcpOpts testas.MCPOptions) *env {
+func signedIn(t *testing.T, asOpts oauthtest.Options, mcpOpts oauthtest.MCPOptions) *env {
 	t.Helper()
 	e := newEnv(t, asOpts, mcpOpts)
 	if _, err := Login(context.Background(), e.loginConfig(t)); err != nil {
@@ -54,7 +54,7 @@ func authValue(t *testing.T, c *Credentials) string {
 
 func TestCredentialsRefreshBeforeExpiry(t *testing.T) {
 	t.Parallel()
-	e := signedIn(t, testas.Options{}, testas.MCPOptions{})
+	e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{})
 	clk := &clock{}
 	var states []State
 	creds := e.credentials(t, func(c *CredentialsConfig) {
@@ -94,7 +94,7 @@ func TestCredentialsRefreshBeforeExpiry(t *testing.T) {
 // server (several proxies in one process) refresh exactly once.
 func TestCredentialsSingleFlight(t *testing.T) {
 	t.Parallel()
-	e := signedIn(t, testas.Options{RefreshDelay: 50 * time.Millisecond}, testas.MCPOptions{})
+	e := signedIn(t, oauthtest.Options{RefreshDelay: 50 * time.Millisecond}, oauthtest.MCPOptions{})
 	clk := &clock{}
 	clk.advance(2 * time.Hour) // expired
 	var sources []*Credentials
@@ -135,13 +135,13 @@ func TestCredentialsRefreshRejected(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name   string
-		breakf func(*testas.Server)
+		breakf func(*oauthtest.Server)
 	}{
-		{"revoked refresh token", func(as *testas.Server) { as.RevokeAll() }},
+		{"revoked refresh token", func(as *oauthtest.Server) { as.RevokeAll() }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := signedIn(t, testas.Options{}, testas.MCPOptions{})
+			e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{})
 			clk := &clock{}
 			var last State
 			creds := e.credentials(t, func(c *CredentialsConfig) {
@@ -202,7 +202,7 @@ func mapsEqual(a, b map[string]string) bool {
 
 func TestCredentialsTransientFailure(t *testing.T) {
 	t.Parallel()
-	e := signedIn(t, testas.Options{}, testas.MCPOptions{})
+	e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{})
 	clk := &clock{}
 	creds := e.credentials(t, func(c *CredentialsConfig) { c.Now = clk.now })
 	first := authValue(t, creds)
@@ -230,7 +230,7 @@ func TestCredentialsTransientFailure(t *testing.T) {
 
 func TestCredentialsNotSignedInThenSignIn(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testas.Options{}, testas.MCPOptions{})
+	e := newEnv(t, oauthtest.Options{}, oauthtest.MCPOptions{})
 	clk := &clock{}
 	creds := e.credentials(t, func(c *CredentialsConfig) { c.Now = clk.now })
 	_, err := creds.Header(context.Background())
@@ -252,7 +252,7 @@ func TestCredentialsNotSignedInThenSignIn(t *testing.T) {
 
 func TestCredentialsOtherURL(t *testing.T) {
 	t.Parallel()
-	e := signedIn(t, testas.Options{}, testas.MCPOptions{})
+	e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{})
 	creds := e.credentials(t, func(c *CredentialsConfig) { c.ResourceURL = "https://elsewhere.example/mcp" })
 	_, err := creds.Header(context.Background())
 	var sin *SignInNeededError
@@ -278,7 +278,7 @@ func rawCall(t *testing.T, endpoint, authorization, body string) *http.Response 
 
 func TestCredentialsRejectedRefreshes(t *testing.T) {
 	t.Parallel()
-	e := signedIn(t, testas.Options{}, testas.MCPOptions{})
+	e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{})
 	creds := e.credentials(t, nil)
 	old := authValue(t, creds)
 	e.as.RevokeAccessTokens()
@@ -306,7 +306,7 @@ const adminCall = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name
 
 func TestCredentialsStepUp(t *testing.T) {
 	t.Parallel()
-	e := signedIn(t, testas.Options{}, testas.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
+	e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
 	creds := e.credentials(t, nil)
 	auth := authValue(t, creds)
 	resp := rawCall(t, e.mcp.Endpoint, auth, adminCall)
@@ -352,8 +352,8 @@ func TestCredentialsStepUp(t *testing.T) {
 func TestCredentialsStepUpBounded(t *testing.T) {
 	t.Parallel()
 	// The authorization server never grants mcp:admin.
-	e := signedIn(t, testas.Options{GrantScopes: []string{"mcp:read"}},
-		testas.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
+	e := signedIn(t, oauthtest.Options{GrantScopes: []string{"mcp:read"}},
+		oauthtest.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
 	creds := e.credentials(t, nil)
 	var acts []string
 	for range 5 {
@@ -393,7 +393,7 @@ func TestSignInNeededErrorText(t *testing.T) {
 
 func TestCredentialsStatusReadsKeychain(t *testing.T) {
 	t.Parallel()
-	e := signedIn(t, testas.Options{}, testas.MCPOptions{})
+	e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{})
 	var published []State
 	creds := e.credentials(t, func(c *CredentialsConfig) { c.OnStateChange = func(s State) { published = append(published, s) } })
 	if st := creds.State(); st.SignedIn {
@@ -409,7 +409,7 @@ func TestCredentialsStatusReadsKeychain(t *testing.T) {
 	// Expired without a refresh token: sign in needed, without a request.
 	clk := &clock{}
 	clk.advance(2 * time.Hour)
-	e2 := signedIn(t, testas.Options{NoRefreshToken: true}, testas.MCPOptions{})
+	e2 := signedIn(t, oauthtest.Options{NoRefreshToken: true}, oauthtest.MCPOptions{})
 	st = e2.credentials(t, func(c *CredentialsConfig) { c.Now = clk.now }).Status()
 	if st.SignedIn || st.NeedsSignIn == nil || !strings.Contains(st.NeedsSignIn.Reason, "no refresh token") {
 		t.Errorf("Status = %+v, want sign-in needed (expired, no refresh token)", st)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"keyport/app/oauth/internal/testas"
+	"keyport/app/oauth/oauthtest"
 )
 
 // quietLogger discards logs unless -v.
@@ -27,21 +27,21 @@ func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return le
 
 // env is one test's servers, keychain and browser.
 type env struct {
-	as      *testas.Server
-	mcp     *testas.MCP
+	as      *oauthtest.Server
+	mcp     *oauthtest.MCP
 	store   TokenStore
-	browser *testas.Browser
+	browser *oauthtest.Browser
 	lockDir string
 }
 
-func newEnv(t *testing.T, asOpts testas.Options, mcpOpts testas.MCPOptions) *env {
+func newEnv(t *testing.T, asOpts oauthtest.Options, mcpOpts oauthtest.MCPOptions) *env {
 	t.Helper()
-	as := testas.New(t, asOpts)
+	as := oauthtest.New(t, asOpts)
 	return &env{
 		as:      as,
-		mcp:     testas.NewMCP(t, as, mcpOpts),
+		mcp:     oauthtest.NewMCP(t, as, mcpOpts),
 		store:   NewMemoryStore(),
-		browser: testas.NewBrowser(),
+		browser: oauthtest.NewBrowser(),
 		lockDir: t.TempDir(),
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"keyport/app/oauth/internal/testas"
+	"keyport/app/oauth/oauthtest"
 )
 
 // TestKeychainEndToEnd runs the whole life of a sign-in on the real OS
@@ -24,7 +24,7 @@ func TestKeychainEndToEnd(t *testing.T) {
 			_ = store.Delete("demo", k)
 		}
 	})
-	e := newEnv(t, testas.Options{Revocation: true, RefreshDelay: 100 * time.Millisecond}, testas.MCPOptions{Scopes: []string{"mcp:read"}})
+	e := newEnv(t, oauthtest.Options{Revocation: true, RefreshDelay: 100 * time.Millisecond}, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}})
 	e.store = store
 	ctx := context.Background()
 

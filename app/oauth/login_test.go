@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"keyport/app/oauth/internal/testas"
+	"keyport/app/oauth/oauthtest"
 )
 
 func TestLoginThenCallProtectedServer(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testas.Options{Revocation: true, ScopesSupported: []string{"mcp:read", "offline_access"}},
-		testas.MCPOptions{Scopes: []string{"mcp:read"}})
+	e := newEnv(t, oauthtest.Options{Revocation: true, ScopesSupported: []string{"mcp:read", "offline_access"}},
+		oauthtest.MCPOptions{Scopes: []string{"mcp:read"}})
 	ctx := context.Background()
 
 	res, err := Login(ctx, e.loginConfig(t))
@@ -97,31 +97,31 @@ func TestLoginRegistrationChoices(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		as         testas.Options
+		as         oauthtest.Options
 		clientID   string
 		secret     string
 		cimd       string
 		wantReg    string
 		wantMethod string
 	}{
-		{name: "dynamic public", as: testas.Options{}, wantReg: regDynamic, wantMethod: "none"},
-		{name: "dynamic secret basic", as: testas.Options{AuthMethods: []string{"client_secret_basic"}}, wantReg: regDynamic, wantMethod: "client_secret_basic"},
-		{name: "dynamic secret post", as: testas.Options{AuthMethods: []string{"client_secret_post"}}, wantReg: regDynamic, wantMethod: "client_secret_post"},
-		{name: "preregistered confidential", as: testas.Options{NoRegistration: true, Preregistered: map[string]string{"kp": "s3cret"}},
+		{name: "dynamic public", as: oauthtest.Options{}, wantReg: regDynamic, wantMethod: "none"},
+		{name: "dynamic secret basic", as: oauthtest.Options{AuthMethods: []string{"client_secret_basic"}}, wantReg: regDynamic, wantMethod: "client_secret_basic"},
+		{name: "dynamic secret post", as: oauthtest.Options{AuthMethods: []string{"client_secret_post"}}, wantReg: regDynamic, wantMethod: "client_secret_post"},
+		{name: "preregistered confidential", as: oauthtest.Options{NoRegistration: true, Preregistered: map[string]string{"kp": "s3cret"}},
 			clientID: "kp", secret: "s3cret", wantReg: regPreregistered, wantMethod: "client_secret_basic"},
-		{name: "preregistered public", as: testas.Options{NoRegistration: true, Preregistered: map[string]string{"kp": ""}},
+		{name: "preregistered public", as: oauthtest.Options{NoRegistration: true, Preregistered: map[string]string{"kp": ""}},
 			clientID: "kp", wantReg: regPreregistered, wantMethod: "none"},
-		{name: "preregistered wins over dynamic", as: testas.Options{Preregistered: map[string]string{"kp": ""}},
+		{name: "preregistered wins over dynamic", as: oauthtest.Options{Preregistered: map[string]string{"kp": ""}},
 			clientID: "kp", wantReg: regPreregistered, wantMethod: "none"},
-		{name: "metadata document", as: testas.Options{CIMD: true}, cimd: "https://keyport.example/oauth/client.json",
+		{name: "metadata document", as: oauthtest.Options{CIMD: true}, cimd: "https://keyport.example/oauth/client.json",
 			wantReg: regMetadataDocument, wantMethod: "none"},
-		{name: "metadata document unsupported falls back", as: testas.Options{}, cimd: "https://keyport.example/oauth/client.json",
+		{name: "metadata document unsupported falls back", as: oauthtest.Options{}, cimd: "https://keyport.example/oauth/client.json",
 			wantReg: regDynamic, wantMethod: "none"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, tt.as, testas.MCPOptions{})
+			e := newEnv(t, tt.as, oauthtest.MCPOptions{})
 			cfg := e.loginConfig(t)
 			cfg.ClientID, cfg.ClientSecret, cfg.ClientMetadataURL = tt.clientID, tt.secret, tt.cimd
 			res, err := Login(context.Background(), cfg)
@@ -147,17 +147,17 @@ func TestLoginDiscoveryVariants(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		mcp       testas.MCPOptions
+		mcp       oauthtest.MCPOptions
 		challenge bool
 	}{
-		{name: "challenge resource_metadata", mcp: testas.MCPOptions{}},
-		{name: "well-known only", mcp: testas.MCPOptions{NoChallengeMetadata: true}},
-		{name: "caller passes the 401", mcp: testas.MCPOptions{Scopes: []string{"mcp:read"}}, challenge: true},
+		{name: "challenge resource_metadata", mcp: oauthtest.MCPOptions{}},
+		{name: "well-known only", mcp: oauthtest.MCPOptions{NoChallengeMetadata: true}},
+		{name: "caller passes the 401", mcp: oauthtest.MCPOptions{Scopes: []string{"mcp:read"}}, challenge: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, testas.Options{}, tt.mcp)
+			e := newEnv(t, oauthtest.Options{}, tt.mcp)
 			cfg := e.loginConfig(t)
 			if tt.challenge {
 				resp, err := http.Post(e.mcp.Endpoint, "application/json", strings.NewReader(`{}`))
@@ -186,32 +186,32 @@ func TestLoginFailures(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		as      testas.Options
-		mcp     testas.MCPOptions
+		as      oauthtest.Options
+		mcp     oauthtest.MCPOptions
 		mod     func(*testing.T, *LoginConfig)
 		want    string
 		page    bool // the browser ends on a failure page
 		noFirst bool // no earlier sign-in possible with these options
 	}{
-		{name: "wrong issuer", as: testas.Options{MetadataIssuer: "https://evil.example.com"}, noFirst: true,
+		{name: "wrong issuer", as: oauthtest.Options{MetadataIssuer: "https://evil.example.com"}, noFirst: true,
 			want: "does not match issuer"},
-		{name: "no PKCE", as: testas.Options{PKCEMethods: []string{}}, noFirst: true, want: "PKCE"},
-		{name: "plain PKCE only", as: testas.Options{PKCEMethods: []string{"plain"}}, noFirst: true,
+		{name: "no PKCE", as: oauthtest.Options{PKCEMethods: []string{}}, noFirst: true, want: "PKCE"},
+		{name: "plain PKCE only", as: oauthtest.Options{PKCEMethods: []string{"plain"}}, noFirst: true,
 			want: "does not advertise PKCE S256"},
-		{name: "state mismatch", as: testas.Options{WrongState: true}, noFirst: true, want: "wrong state", page: true},
-		{name: "iss wrong", as: testas.Options{IssAdvertised: true, IssMode: "wrong"}, noFirst: true,
+		{name: "state mismatch", as: oauthtest.Options{WrongState: true}, noFirst: true, want: "wrong state", page: true},
+		{name: "iss wrong", as: oauthtest.Options{IssAdvertised: true, IssMode: "wrong"}, noFirst: true,
 			want: `issuer "https://evil.example.com"`, page: true},
-		{name: "iss advertised but missing", as: testas.Options{IssAdvertised: true, IssMode: "omit"}, noFirst: true,
+		{name: "iss advertised but missing", as: oauthtest.Options{IssAdvertised: true, IssMode: "omit"}, noFirst: true,
 			want: "has none", page: true},
-		{name: "iss unadvertised but wrong", as: testas.Options{IssMode: "wrong"}, noFirst: true,
+		{name: "iss unadvertised but wrong", as: oauthtest.Options{IssMode: "wrong"}, noFirst: true,
 			want: "mix-up", page: true},
-		{name: "user refuses", as: testas.Options{AuthError: "access_denied"}, noFirst: true,
+		{name: "user refuses", as: oauthtest.Options{AuthError: "access_denied"}, noFirst: true,
 			want: "refused the sign-in: access_denied (the user said no)", page: true},
-		{name: "token endpoint failing", as: testas.Options{TokenStatus: http.StatusInternalServerError}, noFirst: true,
+		{name: "token endpoint failing", as: oauthtest.Options{TokenStatus: http.StatusInternalServerError}, noFirst: true,
 			want: "answered 500 server_error (token endpoint broken)", page: true},
-		{name: "resource mismatch", mcp: testas.MCPOptions{Resource: "https://evil.example.com/mcp"}, noFirst: true,
+		{name: "resource mismatch", mcp: oauthtest.MCPOptions{Resource: "https://evil.example.com/mcp"}, noFirst: true,
 			want: `is for "https://evil.example.com/mcp"`},
-		{name: "no registration possible", as: testas.Options{NoRegistration: true}, noFirst: true,
+		{name: "no registration possible", as: oauthtest.Options{NoRegistration: true}, noFirst: true,
 			want: "set auth.client_id"},
 		{name: "browser closed", mod: func(t *testing.T, c *LoginConfig) {
 			c.OpenBrowser = func(string) error { return nil }
@@ -280,7 +280,7 @@ func TestLoginFailures(t *testing.T) {
 
 func TestLoginStepUpScopesAndUnion(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testas.Options{}, testas.MCPOptions{Scopes: []string{"mcp:read"}})
+	e := newEnv(t, oauthtest.Options{}, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}})
 	if _, err := Login(context.Background(), e.loginConfig(t)); err != nil {
 		t.Fatal(err)
 	}

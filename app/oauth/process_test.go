@@ -18,7 +18,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/zalando/go-keyring"
 
-	"keyport/app/oauth/internal/testas"
+	"keyport/app/oauth/oauthtest"
 )
 
 // fileStore is a TokenStore in one JSON file, shared by processes (its own
@@ -209,7 +209,7 @@ func crossProcessRefresh(t *testing.T, e *env, storeEnv string) {
 
 func TestCrossProcessRefresh(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, testas.Options{RefreshDelay: 100 * time.Millisecond}, testas.MCPOptions{})
+	e := newEnv(t, oauthtest.Options{RefreshDelay: 100 * time.Millisecond}, oauthtest.MCPOptions{})
 	storePath := filepath.Join(t.TempDir(), "store.json")
 	e.store = fileStore{storePath}
 	if _, err := Login(context.Background(), e.loginConfig(t)); err != nil {

@@ -1,11 +1,11 @@
-// Package testas is a small OAuth 2.1 authorization server and a protected
+// Package oauthtest is a small OAuth 2.1 authorization server and a protected
 // go-sdk MCP server for Keyport's OAuth tests: metadata (RFC 8414),
 // dynamic registration (RFC 7591), PKCE S256 verification, resource
 // indicators, rotating refresh tokens, revocation, and knobs for the
 // misbehaviours Keyport must survive. The MCP server is a real go-sdk
 // server behind go-sdk's auth.RequireBearerToken and
 // ProtectedResourceMetadataHandler.
-package testas
+package oauthtest
 
 import (
 	"bytes"

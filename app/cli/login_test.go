@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"keyport/app/oauth"
+	"keyport/app/oauth/oauthtest"
+)
+
+// memDeps are login/logout dependencies on an in-memory keychain.
+func memDeps(t *testing.T, store oauth.TokenStore, browser string) oauthDeps {
+	return oauthDeps{
+		store:   func() (oauth.TokenStore, error) { return store, nil },
+		getenv:  func(k string) string { return map[string]string{"BROWSER": browser}[k] },
+		lockDir: t.TempDir(),
+	}
+}
+
+// TestLoginNoBrowserPrintsURL: --no-browser prints the URL; opening it
+// (here: the test's browser) completes the sign-in; logout removes it.
+func TestLoginNoBrowserPrintsURL(t *testing.T) {
+	t.Parallel()
+	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
+	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}})
+	store := oauth.NewMemoryStore()
+	deps := memDeps(t, store, "/nonexistent/browser-must-not-run")
+
+	pr, pw := io.Pipe()
+	var errOut bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runLogin(context.Background(), pw, &errOut, loginOptions{Name: "demo", URL: srv.Endpoint, NoBrowser: true, Timeout: 20 * time.Second}, deps)
+		pw.Close()
+	}()
+	var printed strings.Builder
+	sc := bufio.NewScanner(pr)
+	browser := oauthtest.NewBrowser()
+	for sc.Scan() {
+		line := sc.Text()
+		printed.WriteString(line + "\n")
+		if u := strings.TrimSpace(line); strings.HasPrefix(u, as.URL+"/authorize?") {
+			go browser.Open(u)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("login: %v\n%s", err, errOut.String())
+	}
+	out := printed.String()
+	if !strings.Contains(out, "Open this URL in a browser to sign in to demo") ||
+		!strings.Contains(out, "Signed in to demo (issuer "+as.URL+"; scopes mcp:read;") {
+		t.Errorf("output:\n%s", out)
+	}
+	if page := <-browser.Done; page.Status != 200 {
+		t.Errorf("browser ended on %d", page.Status)
+	}
+
+	var lo bytes.Buffer
+	if err := runLogout(context.Background(), &lo, &errOut, "demo", true, deps); err != nil {
+		t.Fatal(err)
+	}
+	if lo.String() != "Signed out of demo (tokens revoked).\n" || len(store.Keys()) != 0 {
+		t.Errorf("logout said %q, keychain %q", lo.String(), store.Keys())
+	}
+	lo.Reset()
+	if err := runLogout(context.Background(), &lo, &errOut, "demo", true, deps); err != nil || lo.String() != "demo was not signed in; nothing to do.\n" {
+		t.Errorf("second logout: %v %q", err, lo.String())
+	}
+}
+
+func TestLoginFailsClearly(t *testing.T) {
+	t.Parallel()
+	as := oauthtest.New(t, oauthtest.Options{PKCEMethods: []string{}})
+	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
+	store := oauth.NewMemoryStore()
+	var out, errOut bytes.Buffer
+	err := runLogin(context.Background(), &out, &errOut, loginOptions{Name: "demo", URL: srv.Endpoint}, memDeps(t, store, "true"))
+	if err == nil || !strings.Contains(err.Error(), "PKCE") || len(store.Keys()) != 0 {
+		t.Errorf("login against a server without PKCE: %v, keychain %q", err, store.Keys())
+	}
+}
+
+func TestLoginUsage(t *testing.T) {
+	t.Parallel()
+	for _, argv := range [][]string{
+		{"login", "--url", "https://x.example/mcp"},
+		{"login", "demo"},
+		{"login", "a", "--name", "b", "--url", "https://x.example/mcp"},
+		{"logout"},
+	} {
+		code, _, errOut := run(t, argv...)
+		if code != ExitUsage || !strings.Contains(errOut, "--help") {
+			t.Errorf("%q: exit %d, stderr %q; want a usage error", argv, code, errOut)
+		}
+	}
+}
+
+// browserEnv is set when the test binary runs as the BROWSER command.
+const browserEnv = "KEYPORT_TEST_BROWSER_URL"
+
+// TestBrowserHelperProcess is not a test: the BROWSER script of
+// TestLoginBrowserEnvKeychain runs the test binary as a headless browser.
+func TestBrowserHelperProcess(t *testing.T) {
+	u := os.Getenv(browserEnv)
+	if u == "" {
+		t.Skip("helper process for TestLoginBrowserEnvKeychain")
+	}
+	b := oauthtest.NewBrowser()
+	_ = b.Open(u)
+	p := <-b.Done
+	_ = os.WriteFile(os.Getenv("KEYPORT_TEST_BROWSER_PAGE"), []byte(p.Body), 0o600)
+}
+
+// requireRealKeychain skips unless the test runs under scripts/session.sh,
+// and fails in CI where it always should.
+func requireRealKeychain(t *testing.T) {
+	t.Helper()
+	if os.Getenv("KEYPORT_TEST_KEYRING") == "1" {
+		return
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("CI must run keychain tests under scripts/session.sh (make test)")
+	}
+	t.Skip("real keychain tests run under scripts/session.sh; use make test")
+}
+
+// TestLoginBrowserEnvKeychain runs `keyport login` and `keyport logout` as
+// a user would, on the real keychain (scripts/session.sh), with BROWSER set
+// to a tiny script that loads the URL headlessly.
+func TestLoginBrowserEnvKeychain(t *testing.T) {
+	requireRealKeychain(t)
+	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
+	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
+	dir := t.TempDir()
+	page := filepath.Join(dir, "page.html")
+	script := filepath.Join(dir, "browser.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+browserEnv+"=\"$1\" KEYPORT_TEST_BROWSER_PAGE='"+page+
+		"' exec '"+os.Args[0]+"' -test.run='^TestBrowserHelperProcess$'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("BROWSER", script)
+	t.Setenv("KEYPORT_CONFIG_DIR", filepath.Join(dir, "config"))
+	name := "kp-cli-test-" + strings.ToLower(filepath.Base(dir))
+
+	code, out, errOut := run(t, "login", name, "--url", srv.Endpoint, "--timeout", "30s")
+	if code != ExitOK || !strings.Contains(out, "Opened the browser to sign in to "+name) || !strings.Contains(out, "Signed in to "+name) {
+		t.Fatalf("login: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	store, _ := keychainTokenStore()
+	if _, err := store.Get(name, oauth.KindToken); err != nil {
+		t.Fatalf("no token in the keychain after login: %v", err)
+	}
+	var body []byte
+	for range 100 {
+		if body, _ = os.ReadFile(page); len(body) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(string(body), "Signed in to "+name) {
+		t.Errorf("the browser ended on %q", body)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config", "locks")); err != nil {
+		t.Errorf("the lock directory is not under KEYPORT_CONFIG_DIR: %v", err)
+	}
+
+	code, out, errOut = run(t, "logout", name)
+	if code != ExitOK || out != "Signed out of "+name+" (tokens revoked).\n" {
+		t.Fatalf("logout: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	if _, err := store.Get(name, oauth.KindToken); !errors.Is(err, oauth.ErrNotFound) {
+		t.Errorf("token after logout: %v, want not found", err)
+	}
+}
