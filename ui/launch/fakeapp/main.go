@@ -4,6 +4,8 @@
 // touches no keychain or client file.
 //
 //	KEYPORT_FAKE_SERVERS=N   N generated servers instead of the sample catalog
+//	KEYPORT_CONFIG_DIR=DIR   when DIR/servers.yaml exists, its servers (all
+//	                         stopped) instead of the sample catalog
 //	KEYPORT_FAKE_READY=PATH  write PATH once the window is shown (benchmarks)
 //	KEYPORT_SCREENSHOTS=DIR  write the views as PNGs and quit (as keyport does)
 package main
@@ -11,8 +13,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
+
+	"go.yaml.in/yaml/v3"
 
 	"keyport/app"
 	"keyport/app/instance"
@@ -22,6 +28,14 @@ import (
 
 func main() {
 	core := fakecore.Sample()
+	if dir := os.Getenv("KEYPORT_CONFIG_DIR"); dir != "" {
+		if servers, err := loadServers(filepath.Join(dir, "servers.yaml")); err == nil {
+			core = fakecore.New(servers...)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintln(os.Stderr, "fakeapp:", err)
+			os.Exit(1)
+		}
+	}
 	if n, err := strconv.Atoi(os.Getenv("KEYPORT_FAKE_SERVERS")); err == nil && n > 0 {
 		core = fakecore.New(fakecore.Generate(n)...)
 	}
@@ -39,5 +53,29 @@ func main() {
 		fmt.Fprintln(os.Stderr, "fakeapp:", err)
 		os.Exit(1)
 	}
-	_ = app.AppID
+}
+
+// loadServers reads the names, descriptions, URLs and labels of a
+// servers.yaml (the rest of the format is the real catalog's business).
+func loadServers(path string) ([]app.ServerView, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f struct {
+		Servers []struct {
+			Name, Description, URL string
+			Labels                 map[string]string
+			Auth                   struct{ Type string }
+		}
+	}
+	if err := yaml.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var out []app.ServerView
+	for _, s := range f.Servers {
+		out = append(out, app.ServerView{Name: s.Name, Description: s.Description, UpstreamURL: s.URL,
+			Labels: s.Labels, AuthType: s.Auth.Type})
+	}
+	return out, nil
 }

@@ -1,0 +1,306 @@
+//go:build linux
+
+package launch
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"go.yaml.in/yaml/v3"
+)
+
+// fakeWatcher is a minimal org.kde.StatusNotifierWatcher: it records who
+// registers a tray item.
+type fakeWatcher struct {
+	mu    sync.Mutex
+	items []registration
+}
+
+type registration struct{ sender, path string }
+
+// RegisterStatusNotifierItem is the watcher method tray items call.
+func (w *fakeWatcher) RegisterStatusNotifierItem(sender dbus.Sender, service string) *dbus.Error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.items = append(w.items, registration{string(sender), service})
+	return nil
+}
+
+func (w *fakeWatcher) registered() []registration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.items)
+}
+
+// privateBus starts a dbus-daemon of our own and returns its address.
+func privateBus(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bus.conf")
+	conf := `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:dir=` + dir + `</listen>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy>
+</busconfig>`
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("dbus-daemon", "--config-file="+cfg, "--nofork", "--print-address=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start dbus-daemon: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("dbus-daemon printed no address: %v", err)
+	}
+	return strings.TrimSpace(addr)
+}
+
+// needTools skips (or fails under CI) when a tool the test runs is missing.
+func need(t *testing.T, what string, ok bool) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s: required under CI", what)
+	}
+	t.Skipf("%s (make test provides it)", what)
+}
+
+// menuItem is one dbusmenu item, flattened.
+type menuItem struct {
+	id      int32
+	label   string
+	checked bool
+}
+
+// trayMenu reads the tray item's menu over com.canonical.dbusmenu.
+func readMenu(conn *dbus.Conn, dest string) ([]menuItem, error) {
+	var rev uint32
+	var layout struct {
+		ID       int32
+		Props    map[string]dbus.Variant
+		Children []dbus.Variant
+	}
+	err := conn.Object(dest, "/StatusNotifierMenu").Call("com.canonical.dbusmenu.GetLayout", 0, int32(0), int32(-1), []string{}).Store(&rev, &layout)
+	if err != nil {
+		return nil, err
+	}
+	var items []menuItem
+	for _, c := range layout.Children {
+		fields, ok := c.Value().([]any)
+		if !ok || len(fields) < 2 {
+			return nil, fmt.Errorf("unexpected layout child %v", c)
+		}
+		props, _ := fields[1].(map[string]dbus.Variant)
+		it := menuItem{id: fields[0].(int32)}
+		if l, ok := props["label"]; ok {
+			it.label, _ = l.Value().(string)
+		}
+		if ts, ok := props["toggle-state"]; ok {
+			v, _ := ts.Value().(int32)
+			it.checked = v == 1
+		}
+		if it.label != "" {
+			items = append(items, it)
+		}
+	}
+	return items, nil
+}
+
+// TestTrayOverDBus launches the real app (KEYPORT_BIN, built by make test)
+// under Xvfb on a private D-Bus with a fake StatusNotifierWatcher, checks
+// that its tray item registers and that the menu lists the fixture's servers
+// with their states, then clicks a server's item and sees it turn on.
+func TestTrayOverDBus(t *testing.T) {
+	bin := os.Getenv("KEYPORT_BIN")
+	need(t, "KEYPORT_BIN is not set (the keyport binary to launch)", bin != "")
+	_, errD := exec.LookPath("dbus-daemon")
+	need(t, "dbus-daemon is not installed", errD == nil)
+	_, errX := exec.LookPath("xvfb-run")
+	need(t, "xvfb-run is not installed", errX == nil)
+
+	// The fixture catalog, in a fresh config dir and HOME.
+	fixture, err := os.ReadFile(filepath.Join("..", "..", "testdata", "screenshot", "servers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cat struct{ Servers []struct{ Name string } }
+	if err := yaml.Unmarshal(fixture, &cat); err != nil || len(cat.Servers) < 3 {
+		t.Fatalf("fixture: %v (%d servers)", err, len(cat.Servers))
+	}
+	home, err := os.MkdirTemp("", "kp-tray")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	cfg := filepath.Join(home, "kp")
+	if err := os.MkdirAll(cfg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg, "servers.yaml"), fixture, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	addr := privateBus(t)
+	conn, err := dbus.Connect(addr)
+	if err != nil {
+		t.Fatalf("connect to the private bus: %v", err)
+	}
+	defer conn.Close()
+	w := &fakeWatcher{}
+	if err := conn.Export(w, "/StatusNotifierWatcher", "org.kde.StatusNotifierWatcher"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own org.kde.StatusNotifierWatcher: %v (%v)", err, reply)
+	}
+
+	cmd := exec.Command("xvfb-run", "-a", "-s", "-screen 0 1280x800x24", bin)
+	cmd.Env = append(os.Environ(),
+		"DBUS_SESSION_BUS_ADDRESS="+addr,
+		"HOME="+home,
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_DATA_HOME="+filepath.Join(home, ".local", "share"),
+		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
+		"KEYPORT_CONFIG_DIR="+cfg,
+		"KEYPORT_SCREENSHOTS=",
+	)
+	var logs strings.Builder
+	var logMu sync.Mutex
+	cmd.Stdout = &lockedWriter{&logs, &logMu}
+	cmd.Stderr = cmd.Stdout
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		if t.Failed() {
+			logMu.Lock()
+			t.Logf("app output:\n%s", logs.String())
+			logMu.Unlock()
+		}
+	})
+
+	// 1. The tray item registers with the watcher.
+	var reg registration
+	waitUntil(t, 60*time.Second, exited, "the tray item to register", func() bool {
+		if r := w.registered(); len(r) > 0 {
+			reg = r[0]
+			return true
+		}
+		return false
+	})
+	if reg.path != "/StatusNotifierItem" {
+		t.Errorf("registered path %q, want /StatusNotifierItem", reg.path)
+	}
+
+	// 2. Its menu lists every server with its state, then Open and Quit.
+	var items []menuItem
+	waitUntil(t, 30*time.Second, exited, "the menu to list the servers", func() bool {
+		items, err = readMenu(conn, reg.sender)
+		if err != nil {
+			return false
+		}
+		for _, s := range cat.Servers {
+			if findItem(items, s.Name) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	var labels []string
+	for _, it := range items {
+		labels = append(labels, it.label)
+	}
+	t.Logf("tray menu: %q", labels)
+	for _, s := range cat.Servers {
+		it := findItem(items, s.Name)
+		if it.label != s.Name+" — Stopped" || it.checked {
+			t.Errorf("item %q (checked %t), want %q unchecked", it.label, it.checked, s.Name+" — Stopped")
+		}
+	}
+	if n := len(labels); n < 2 || labels[n-2] != "Open Keyport" || labels[n-1] != "Quit" {
+		t.Errorf("menu = %q, want it to end with Open Keyport, Quit", labels)
+	}
+
+	// 3. Clicking a server's item turns its proxy on: the item gets its check.
+	target := findItem(items, cat.Servers[len(cat.Servers)-1].Name)
+	name := strings.SplitN(target.label, " — ", 2)[0]
+	call := conn.Object(reg.sender, "/StatusNotifierMenu").Call("com.canonical.dbusmenu.Event", 0,
+		target.id, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix()))
+	if call.Err != nil {
+		t.Fatalf("click %q: %v", target.label, call.Err)
+	}
+	waitUntil(t, 30*time.Second, exited, name+"'s item to be checked", func() bool {
+		items, err = readMenu(conn, reg.sender)
+		it := findItem(items, name)
+		return err == nil && it != nil && it.checked
+	})
+	t.Logf("after the click: %q", findItem(items, name).label)
+	if it := findItem(items, name); it.label == name+" — Stopped" {
+		t.Errorf("%s is checked but reads %q", name, it.label)
+	}
+}
+
+func findItem(items []menuItem, server string) *menuItem {
+	for i := range items {
+		if strings.HasPrefix(items[i].label, server+" — ") {
+			return &items[i]
+		}
+	}
+	return nil
+}
+
+// waitUntil polls cond until it holds, the app exits, or the time is up.
+func waitUntil(t *testing.T, d time.Duration, exited <-chan error, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		select {
+		case err := <-exited:
+			t.Fatalf("the app exited (%v) before %s", err, what)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
+}
+
+type lockedWriter struct {
+	b  *strings.Builder
+	mu *sync.Mutex
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
