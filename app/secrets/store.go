@@ -264,7 +264,8 @@ func (s *Store) Delete(server, kind string) error {
 	return nil
 }
 
-// Kinds lists the kinds of secret stored for server, sorted.
+// Kinds lists the kinds of secret stored for server, sorted. With a
+// CacheTTL it is answered from memory (including "none") within the TTL.
 func (s *Store) Kinds(server string) ([]string, error) {
 	if err := checkName(server, KindBearer); err != nil {
 		return nil, err
@@ -302,6 +303,7 @@ func (s *Store) DeleteServer(server string, extraKinds ...string) error {
 			return fmt.Errorf("delete the secrets of %q: %w", server, err)
 		}
 	}
+	delete(s.cache, Account(server, indexKind))
 	if _, err := s.removeLocked(Account(server, indexKind)); err != nil {
 		return fmt.Errorf("delete the secrets of %q: %w", server, err)
 	}
@@ -406,12 +408,18 @@ func (s *Store) chunkCount(account string) (int, error) {
 }
 
 func (s *Store) kindsLocked(server string) ([]string, error) {
-	v, err := s.read(Account(server, indexKind))
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
+	account := Account(server, indexKind)
+	v, ok := s.recallLocked(account)
+	if !ok {
+		var err error
+		v, err = s.read(account)
+		if errors.Is(err, ErrNotFound) {
+			v, err = "", nil // cached too: servers without secrets are common
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.remember(account, v)
 	}
 	var kinds []string
 	for _, k := range strings.Split(v, "\n") {
@@ -439,11 +447,17 @@ func (s *Store) indexLocked(server, kind string, add bool) error {
 		return nil
 	}
 	account := Account(server, indexKind)
+	delete(s.cache, account)
 	if len(kinds) == 0 {
 		_, err := s.removeLocked(account)
 		return err
 	}
-	return s.writeLocked(account, strings.Join(kinds, "\n"))
+	v := strings.Join(kinds, "\n")
+	if err := s.writeLocked(account, v); err != nil {
+		return err
+	}
+	s.remember(account, v)
+	return nil
 }
 
 func (s *Store) remember(account, value string) {
@@ -458,6 +472,13 @@ func (s *Store) recall(account string) (string, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.recallLocked(account)
+}
+
+func (s *Store) recallLocked(account string) (string, bool) {
+	if s.ttl <= 0 {
+		return "", false
+	}
 	c, ok := s.cache[account]
 	if !ok || time.Now().After(c.expires) {
 		delete(s.cache, account)

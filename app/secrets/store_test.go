@@ -362,11 +362,39 @@ func TestCache(t *testing.T) {
 	if v, _ := s.Get("gh", KindBearer); v != "v2" {
 		t.Fatalf("Get after Set = %q, want v2", v)
 	}
+	// Kinds is cached as well, and kept right by this store's writes.
+	before = m.gets.Load()
+	for range 3 {
+		if k, err := s.Kinds("gh"); err != nil || !slices.Equal(k, []string{"bearer"}) {
+			t.Fatalf("Kinds = %q, %v", k, err)
+		}
+		if k, err := s.Kinds("none"); err != nil || len(k) != 0 {
+			t.Fatalf("Kinds(none) = %q, %v", k, err)
+		}
+	}
+	if n := m.gets.Load() - before; n > 1 {
+		t.Fatalf("cached Kinds hit the keychain %d times (at most once, for the server without secrets)", n)
+	}
 	if err := s.Delete("gh", KindBearer); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Get("gh", KindBearer); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
+	}
+	if k, err := s.Kinds("gh"); err != nil || len(k) != 0 {
+		t.Fatalf("Kinds after Delete = %q, %v", k, err)
+	}
+	if err := s.Set("gh", HeaderKind("X-A"), "v-a"); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := s.Kinds("gh"); !slices.Equal(k, []string{"header/X-A"}) {
+		t.Fatalf("Kinds after Set = %q", k)
+	}
+	if err := s.DeleteServer("gh"); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := s.Kinds("gh"); len(k) != 0 {
+		t.Fatalf("Kinds after DeleteServer = %q", k)
 	}
 }
 
