@@ -17,21 +17,44 @@ const redacted = "[REDACTED]"
 // caught by the Authorization/Bearer patterns.)
 const MinRedactLen = 4
 
-var patterns = []*regexp.Regexp{
+// pattern is a secret-finding regular expression and the lowercase words
+// one of which a string must contain for it to match (a cheap pre-check:
+// most log lines contain none, and then no regular expression runs).
+type pattern struct {
+	re    *regexp.Regexp
+	gates []string
+}
+
+var patterns = []pattern{
 	// Authorization: Bearer x / "authorization":"token x" / map[Authorization:[Basic x]]
-	regexp.MustCompile(`(?i)(\b(?:proxy-)?authorization\b["']?\s*[:=]\s*\[?["']?)([^"'\]\r\n,;&]+)`),
+	{regexp.MustCompile(`(?i)(\b(?:proxy-)?authorization\b["']?\s*[:=]\s*\[?["']?)([^"'\]\r\n,;&]+)`), []string{"authorization"}},
 	// a bare "Bearer x" or "Basic x" anywhere else
-	regexp.MustCompile(`(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9\-._~+/]{4,}=*)`),
+	{regexp.MustCompile(`(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9\-._~+/]{4,}=*)`), []string{"bearer", "basic"}},
 	// well-known secret fields in JSON, YAML, forms and query strings
-	regexp.MustCompile(`(?i)(\b(?:access_token|refresh_token|id_token|client_secret|api[_-]?key|x-api-key|password|passwd|secret)\b["']?\s*[:=]\s*["']?)([^"'\s,;&\]}]+)`),
+	{regexp.MustCompile(`(?i)(\b(?:access_token|refresh_token|id_token|client_secret|api[_-]?key|x-api-key|password|passwd|secret)\b["']?\s*[:=]\s*["']?)([^"'\s,;&\]}]+)`),
+		[]string{"token", "secret", "key", "passw"}},
 }
 
 // Redact replaces bearer tokens, Authorization values and well-known secret
 // fields (access_token, client_secret, api_key, password...) in s. It knows no
 // specific values; use a [Redactor] for those.
 func Redact(s string) string {
+	var lower string
 	for _, p := range patterns {
-		s = p.ReplaceAllString(s, "${1}"+redacted)
+		if lower == "" {
+			lower = strings.ToLower(s)
+		}
+		hit := false
+		for _, g := range p.gates {
+			if strings.Contains(lower, g) {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			s = p.re.ReplaceAllString(s, "${1}"+redacted)
+			lower = "" // s changed
+		}
 	}
 	return s
 }
