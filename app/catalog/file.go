@@ -216,6 +216,11 @@ func (f *File) edit(change func(seq *yaml.Node) error) error {
 	target := f.path
 	if t, err := filepath.EvalSymlinks(f.path); err == nil {
 		target = t
+	} else if l, lerr := os.Readlink(f.path); lerr == nil { // a dangling link
+		if !filepath.IsAbs(l) {
+			l = filepath.Join(filepath.Dir(f.path), l)
+		}
+		target = l
 	}
 	return writeFileAtomic(target, buf.Bytes(), perm)
 }

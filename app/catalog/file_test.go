@@ -266,6 +266,24 @@ func TestEditThroughSymlinkKeepsModeAndLink(t *testing.T) {
 	}
 }
 
+func TestEditThroughDanglingSymlink(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	link := filepath.Join(dir, "servers.yaml")
+	if err := os.Symlink("elsewhere.yaml", link); err != nil {
+		t.Skipf("no symlinks: %v", err)
+	}
+	if err := NewFile(link).Add(Server{Name: "a", URL: "https://a.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatal("the dangling symlink was replaced by a file")
+	}
+	if !strings.Contains(read(t, filepath.Join(dir, "elsewhere.yaml")), "name: a") {
+		t.Fatal("the link's target was not written")
+	}
+}
+
 // TestConcurrentEdits: two File values (two processes) adding at once lose
 // nothing, thanks to the lock.
 func TestConcurrentEdits(t *testing.T) {
