@@ -131,9 +131,11 @@ func (c *Credentials) Header(ctx context.Context) (http.Header, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := make(http.Header, 1)
-	h.Set("Authorization", "Bearer "+rec.AccessToken)
-	return h, nil
+	v := rec.authz
+	if v == "" {
+		v = "Bearer " + rec.AccessToken
+	}
+	return http.Header{"Authorization": {v}}, nil
 }
 
 // Rejected tells the source that the server answered 401 to a request
@@ -417,6 +419,7 @@ func (c *Credentials) refresh(ctx context.Context, rec *tokenRecord, now time.Ti
 
 // adopt makes rec the current token and clears failures.
 func (c *Credentials) adopt(rec *tokenRecord) *tokenRecord {
+	rec.authz = "Bearer " + rec.AccessToken
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rec, c.needs, c.transient = rec, nil, nil
@@ -428,6 +431,7 @@ func (c *Credentials) adopt(rec *tokenRecord) *tokenRecord {
 
 // adoptKeepingError adopts rec but keeps the transient error for State.
 func (c *Credentials) adoptKeepingError(rec *tokenRecord) *tokenRecord {
+	rec.authz = "Bearer " + rec.AccessToken
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.rec, c.needs = rec, nil

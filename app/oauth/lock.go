@@ -17,7 +17,12 @@ import (
 // os.UserConfigDir()/keyport.
 func ConfigDir() (string, error) {
 	if d := os.Getenv("KEYPORT_CONFIG_DIR"); d != "" {
-		return d, nil
+		// Absolute, so processes started in other directories share locks.
+		abs, err := filepath.Abs(d)
+		if err != nil {
+			return "", fmt.Errorf("KEYPORT_CONFIG_DIR=%q: %w", d, err)
+		}
+		return abs, nil
 	}
 	base, err := os.UserConfigDir()
 	if err != nil {

@@ -15,6 +15,12 @@ import (
 // per (server, kind). Production wires app/secrets (service "keyport",
 // account "<server>/<kind>", large values chunked); tests use [MemoryStore]
 // or go-keyring directly.
+//
+// Get must read through to the keychain, never from a cache: after taking
+// a server's lock, a refresher re-reads the token another process may just
+// have rotated, and a cached (stale) refresh token would be spent twice
+// and rejected. [Credentials] already keeps the token in memory, so a
+// cache below it buys nothing.
 type TokenStore interface {
 	// Get returns the value, or an error matching ErrNotFound when there is none.
 	Get(server, kind string) (string, error)
@@ -72,6 +78,10 @@ type tokenRecord struct {
 	// authorization server did not say).
 	Scopes     []string  `json:"scopes,omitempty"`
 	ObtainedAt time.Time `json:"obtained_at"`
+
+	// authz is "Bearer <access token>", built once when the record is
+	// adopted so each request does not allocate it (never stored).
+	authz string
 }
 
 // clientInfo is an OAuth client as registered with one issuer.
