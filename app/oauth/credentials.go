@@ -43,7 +43,9 @@ type CredentialsConfig struct {
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 	// OnStateChange, when set, is called (never concurrently) whenever the
-	// sign-in state changes: the tray's "Sign in needed" hangs off it.
+	// sign-in state changes: the tray's "Sign in needed" hangs off it. It
+	// runs while the source is busy: it must not block, and must call no
+	// method of the source but State (hand the state to another goroutine).
 	OnStateChange func(State)
 }
 
