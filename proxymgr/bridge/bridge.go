@@ -200,17 +200,16 @@ func (b *bridge) readInput() error {
 func (b *bridge) dispatch(raw []byte) {
 	m, err := parseMessage(raw)
 	if err != nil {
-		code := -32600
-		var se *syntaxError
-		if errors.As(err, &se) || errors.Is(err, errTrailingData) {
-			code = -32700
-		}
 		b.log.Warn("invalid message from the client", "error", err)
-		if m.id != nil && m.method != "" {
-			b.out.write(errorResponse(m.id, code, "keyport: invalid message: "+err.Error()))
-		} else {
-			b.out.write(errorResponse(nil, code, "keyport: invalid message: "+err.Error()))
+		if !json.Valid(raw) {
+			b.out.write(errorResponse(nil, -32700, "keyport: parse error: "+err.Error()))
+			return
 		}
+		var id []byte // JSON-RPC: the request's id if it can be read, else null
+		if m.id != nil && m.method != "" {
+			id = m.id
+		}
+		b.out.write(errorResponse(id, -32600, "keyport: invalid request: "+err.Error()))
 		return
 	}
 	switch {
