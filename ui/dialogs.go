@@ -22,10 +22,12 @@ import (
 // formDialog is a dialog with a form, an inline error line and buttons that
 // stay open while the core works, so a failure shows where the user typed.
 type formDialog struct {
-	d      *dialog.CustomDialog
-	Err    *widget.Label
-	Submit *widget.Button
-	Cancel *widget.Button
+	d       *dialog.CustomDialog
+	content *fyne.Container
+	width   float32
+	Err     *widget.Label
+	Submit  *widget.Button
+	Cancel  *widget.Button
 }
 
 func newFormDialog(w fyne.Window, title, submit string, body fyne.CanvasObject, minW float32) *formDialog {
@@ -36,18 +38,26 @@ func newFormDialog(w fyne.Window, title, submit string, body fyne.CanvasObject, 
 	f.Submit = widget.NewButton(submit, nil)
 	f.Submit.Importance = widget.HighImportance
 	f.Cancel = widget.NewButton("Cancel", nil)
-	content := container.NewVBox(body, f.Err)
-	f.d = dialog.NewCustomWithoutButtons(title, content, w)
+	f.content = container.NewVBox(body, f.Err)
+	f.width = minW
+	f.d = dialog.NewCustomWithoutButtons(title, f.content, w)
 	f.d.SetButtons([]fyne.CanvasObject{f.Cancel, f.Submit})
 	f.Cancel.OnTapped = f.d.Hide
-	f.d.Resize(fyne.NewSize(minW, content.MinSize().Height))
+	f.fit()
 	return f
+}
+
+// fit resizes the dialog to its content after fields appear or disappear.
+func (f *formDialog) fit() {
+	f.content.Refresh()
+	f.d.Resize(fyne.NewSize(f.width, f.content.MinSize().Height))
 }
 
 func (f *formDialog) fail(err error) {
 	f.Submit.Enable()
 	f.Err.SetText(err.Error())
 	f.Err.Show()
+	f.fit()
 }
 
 func (f *formDialog) busy() {
@@ -85,7 +95,7 @@ func (u *UI) showAddServer() {
 	a.URL = widget.NewEntry()
 	a.URL.SetPlaceHolder("https://mcp.example.com/mcp")
 	a.Name = widget.NewEntry()
-	a.Name.SetPlaceHolder("example (letters, digits, - and _)")
+	a.Name.SetPlaceHolder("example (lowercase letters, digits, dashes)")
 	a.Description = widget.NewEntry()
 	a.Description.SetPlaceHolder("What it is for")
 	a.Labels = widget.NewEntry()
@@ -111,6 +121,9 @@ func (u *UI) showAddServer() {
 		showIf(a.HeaderName, kind == "headers")
 		showIf(a.Secret, kind == "bearer" || kind == "headers")
 		form.Refresh()
+		if a.formDialog != nil {
+			a.fit()
+		}
 	}
 	a.Auth.SetSelected("None")
 	suggested := ""
@@ -163,7 +176,7 @@ func (a *AddServerDialog) server() (app.NewServer, error) {
 		return ns, fmt.Errorf("%q is not an http(s) URL: enter it like https://mcp.example.com/mcp", ns.URL)
 	}
 	if ns.Name == "" {
-		return ns, errors.New("enter a name for the server (letters, digits, - and _)")
+		return ns, errors.New("enter a name for the server (lowercase letters, digits, dashes)")
 	}
 	labels, err := parseLabels(a.Labels.Text)
 	if err != nil {
@@ -346,6 +359,7 @@ func (im *ImportDialog) choose(id int) {
 	if id < 0 {
 		im.Submit.Disable()
 		im.secBox.Refresh()
+		im.fit()
 		return
 	}
 	r := im.results[id]
@@ -364,6 +378,7 @@ func (im *ImportDialog) choose(id int) {
 	}
 	im.secBox.Refresh()
 	im.Submit.Enable()
+	im.fit()
 }
 
 // SecretDialog sets or replaces a server's credential items.

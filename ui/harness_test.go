@@ -159,6 +159,30 @@ func TestWriteScreens(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		// The dialogs.
+		h.u.showAddServer()
+		h.u.AddDialog.Auth.SetSelected("Secret header")
+		h.settle()
+		if _, err := h.u.Screenshot(dir, "add-"+variant.name); err != nil {
+			t.Fatal(err)
+		}
+		h.u.AddDialog.d.Hide()
+		h.u.showImport()
+		h.u.ImportDialog.Query.SetText("e")
+		test.Tap(h.u.ImportDialog.Search)
+		h.waitFor("results", func() bool { return len(h.u.ImportDialog.results) > 0 })
+		h.u.ImportDialog.Results.Select(1)
+		h.settle()
+		if _, err := h.u.Screenshot(dir, "import-"+variant.name); err != nil {
+			t.Fatal(err)
+		}
+		h.u.ImportDialog.d.Hide()
+		h.selectTab("Clients")
+		test.Tap(h.u.Detail.clients.rows["claude-code"].Action)
+		h.waitFor("preview", func() bool { return h.u.Detail.clients.Preview != nil })
+		if _, err := h.u.Screenshot(dir, "preview-"+variant.name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_ = app.ProxyRunning
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,9 +35,9 @@ func HasDisplay() bool {
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
-// OnShown, when set, is called on the fyne goroutine once the window has
-// been shown and the app is running (benchmarks measure start-up with it).
-var OnShown func()
+// EnvReadyFile names a file Run writes (with the process id) once the
+// window is shown and the event loop runs: bench/ui measures start-up with it.
+const EnvReadyFile = "KEYPORT_READY_FILE"
 
 // claimed is this process's hold on being the one Keyport GUI.
 var claimed struct {
@@ -127,11 +128,11 @@ func Run(core ui.Core) error {
 		}
 		return nil
 	}
-	fa.Lifecycle().SetOnStarted(func() {
-		if OnShown != nil {
-			OnShown()
-		}
-	})
+	if p := os.Getenv(EnvReadyFile); p != "" {
+		fa.Lifecycle().SetOnStarted(func() {
+			_ = os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+		})
+	}
 	u.ShowWindow()
 	fa.Run()
 	return nil

@@ -6,7 +6,7 @@
 //	KEYPORT_FAKE_SERVERS=N   N generated servers instead of the sample catalog
 //	KEYPORT_CONFIG_DIR=DIR   when DIR/servers.yaml exists, its servers (all
 //	                         stopped) instead of the sample catalog
-//	KEYPORT_FAKE_READY=PATH  write PATH once the window is shown (benchmarks)
+//	KEYPORT_READY_FILE=PATH  write PATH once the window is shown (benchmarks)
 //	KEYPORT_SCREENSHOTS=DIR  write the views as PNGs and quit (as keyport does)
 package main
 
@@ -27,6 +27,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "version" {
+		fmt.Println("keyport fakeapp")
+		return
+	}
 	core := fakecore.Sample()
 	if dir := os.Getenv("KEYPORT_CONFIG_DIR"); dir != "" {
 		if servers, err := loadServers(filepath.Join(dir, "servers.yaml")); err == nil {
@@ -38,11 +42,6 @@ func main() {
 	}
 	if n, err := strconv.Atoi(os.Getenv("KEYPORT_FAKE_SERVERS")); err == nil && n > 0 {
 		core = fakecore.New(fakecore.Generate(n)...)
-	}
-	launch.OnShown = func() {
-		if p := os.Getenv("KEYPORT_FAKE_READY"); p != "" {
-			_ = os.WriteFile(p, []byte("shown\n"), 0o600)
-		}
 	}
 	err := launch.Run(core)
 	if errors.Is(err, instance.ErrRunning) {
