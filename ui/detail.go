@@ -194,9 +194,10 @@ func newOverviewTab(u *UI) *overviewTab {
 	t.SignIn.Importance = widget.HighImportance
 	t.Remove = widget.NewButtonWithIcon("Remove server…", theme.DeleteIcon(), func() { u.confirmRemove(t.view) })
 	t.Remove.Importance = widget.DangerImportance
-	copyLocal := widget.NewButtonWithIcon("", theme.ContentCopyIcon(), func() {
+	var copyLocal *widget.Button
+	copyLocal = widget.NewButtonWithIcon("", theme.ContentCopyIcon(), func() {
 		if t.view.LocalURL != "" {
-			u.copyURL(t.view.LocalURL)
+			u.copyURL(t.view.LocalURL, copyLocal)
 		}
 	})
 	copyLocal.Importance = widget.LowImportance

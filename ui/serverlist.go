@@ -75,23 +75,24 @@ func (r rowView) problem() (string, widget.Importance) {
 // updated in place as the list scrolls or the status changes.
 type serverRow struct {
 	widget.BaseWidget
-	dot    *statusDot
-	name   *widget.Label
-	chips  *fyne.Container
-	desc   *subtleText
-	line1  *fyne.Container
-	url    *widget.Label
-	copy   *widget.Button
-	prob   *widget.Label
-	sw     *Switch
-	urlBox *fyne.Container
+	dot     *statusDot
+	name    *widget.Label
+	chips   *fyne.Container
+	desc    *subtleText
+	line1   *fyne.Container
+	url     *widget.Label
+	copy    *widget.Button
+	prob    *widget.Label
+	probTip *tipped
+	sw      *Switch
+	urlBox  *fyne.Container
 
 	view     rowView
 	onToggle func(name string, on bool)
-	onCopy   func(url string)
+	onCopy   func(url string, b *widget.Button)
 }
 
-func newServerRow(onToggle func(string, bool), onCopy func(string)) *serverRow {
+func newServerRow(onToggle func(string, bool), onCopy func(string, *widget.Button)) *serverRow {
 	r := &serverRow{onToggle: onToggle, onCopy: onCopy}
 	r.dot = newStatusDot()
 	r.name = widget.NewLabel("")
@@ -104,13 +105,14 @@ func newServerRow(onToggle func(string, bool), onCopy func(string)) *serverRow {
 	r.url.Truncation = fyne.TextTruncateEllipsis
 	r.copy = widget.NewButtonWithIcon("", theme.ContentCopyIcon(), func() {
 		if r.onCopy != nil && r.view.LocalURL != "" {
-			r.onCopy(r.view.LocalURL)
+			r.onCopy(r.view.LocalURL, r.copy)
 		}
 	})
 	r.copy.Importance = widget.LowImportance
 	r.prob = widget.NewLabel("")
 	r.prob.Importance = widget.DangerImportance
 	r.prob.Truncation = fyne.TextTruncateEllipsis
+	r.probTip = newTipped(r.prob)
 	r.sw = NewSwitch(func(on bool) {
 		if r.onToggle != nil {
 			r.onToggle(r.view.Name, on)
@@ -153,10 +155,13 @@ func (r *serverRow) set(v rowView) {
 	if p, imp := v.problem(); p != "" {
 		r.prob.Importance = imp
 		r.prob.SetText(p)
+		r.probTip.tip.text = p
 		r.prob.Show()
+		r.probTip.Show()
 		r.urlBox.Hide()
 	} else {
 		r.prob.Hide()
+		r.probTip.Hide()
 		r.urlBox.Show()
 		switch {
 		case v.LocalURL == "":
@@ -183,7 +188,7 @@ func (r *serverRow) set(v rowView) {
 }
 
 func (r *serverRow) CreateRenderer() fyne.WidgetRenderer {
-	text := container.New(tightVBox{}, r.line1, r.desc, container.NewStack(r.urlBox, r.prob))
+	text := container.New(tightVBox{}, r.line1, r.desc, container.NewStack(r.urlBox, r.probTip))
 	left := container.NewCenter(r.dot)
 	right := container.NewCenter(r.sw)
 	return widget.NewSimpleRenderer(container.NewBorder(nil, nil, left, right, text))

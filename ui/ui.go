@@ -406,9 +406,17 @@ func (u *UI) toggleSelected() {
 	u.toggle(v.Name, !v.Enabled)
 }
 
-// copyURL puts a local URL on the clipboard.
-func (u *UI) copyURL(s string) {
+// copyURL puts a local URL on the clipboard and shows a check mark on the
+// copy button b for a moment.
+func (u *UI) copyURL(s string, b *widget.Button) {
 	u.fyne.Clipboard().SetContent(s)
+	if b == nil {
+		return
+	}
+	b.SetIcon(theme.ConfirmIcon())
+	time.AfterFunc(1200*time.Millisecond, func() {
+		u.do(func() { b.SetIcon(theme.ContentCopyIcon()) })
+	})
 }
 
 // refreshTray rebuilds the tray menu and icon when what they show changed.

@@ -524,3 +524,25 @@ func TestAutostartAndDemoFromSettings(t *testing.T) {
 		t.Errorf("calls = %q", core.Calls())
 	}
 }
+
+func TestHoverShowsTheReason(t *testing.T) {
+	h := newHarness(t, fakecore.Sample())
+	r := h.row("warehouse")
+	c := h.u.Window.Canvas()
+	at := &desktop.MouseEvent{PointEvent: fyne.PointEvent{AbsolutePosition: fyne.NewPos(20, 500)}}
+	r.dot.MouseIn(at)
+	top := c.Overlays().Top()
+	if top == nil || !strings.Contains(test.RenderObjectToMarkup(top), "port 41005 is taken by another program") {
+		t.Fatalf("hovering the status dot shows no tooltip with the reason")
+	}
+	r.dot.MouseOut()
+	if c.Overlays().Top() != nil {
+		t.Error("the tooltip stays after the pointer left")
+	}
+	// The truncated inline error shows in full on hover too.
+	r.probTip.MouseIn(at)
+	if top := c.Overlays().Top(); top == nil || !strings.Contains(test.RenderObjectToMarkup(top), "pick a new port") {
+		t.Error("hovering the inline error shows no tooltip with its full text")
+	}
+	r.probTip.MouseOut()
+}

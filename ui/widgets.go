@@ -226,6 +226,27 @@ func (t *tooltip) hide() {
 	}
 }
 
+// tipped wraps an object and shows a tooltip with its text while the
+// pointer hovers it (a truncated error's full text).
+type tipped struct {
+	widget.BaseWidget
+	content fyne.CanvasObject
+	tip     tooltip
+}
+
+func newTipped(content fyne.CanvasObject) *tipped {
+	t := &tipped{content: content}
+	t.tip.owner = t
+	t.ExtendBaseWidget(t)
+	return t
+}
+
+func (t *tipped) MouseIn(ev *desktop.MouseEvent) { t.tip.show(ev) }
+func (t *tipped) MouseMoved(*desktop.MouseEvent) {}
+func (t *tipped) MouseOut()                      { t.tip.hide() }
+
+func (t *tipped) CreateRenderer() fyne.WidgetRenderer { return widget.NewSimpleRenderer(t.content) }
+
 // statusDot is a coloured dot for a proxy state; hovering it shows the state
 // and the reason.
 type statusDot struct {
