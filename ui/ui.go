@@ -80,6 +80,7 @@ type UI struct {
 	started   bool // the first snapshot is in (no notifications before)
 	quitting  bool
 
+	throttle  time.Duration
 	stopWatch func()
 	watchDone chan struct{}
 	closeOnce sync.Once
@@ -90,7 +91,14 @@ type options struct {
 	tray trayHost
 	bg   func(func())
 	do   func(func())
+	// throttle is the least time between two event-driven refreshes;
+	// New uses refreshEvery, tests 0 unless they test it.
+	throttle time.Duration
 }
+
+// refreshEvery caps event-driven refreshes at ten a second, so a proxy under
+// heavy traffic (a counters event per request) costs a few refreshes.
+const refreshEvery = 100 * time.Millisecond
 
 // New builds the window and the tray for core inside the fyne application fa
 // and starts following the core's events. Call ShowWindow to show it.
@@ -100,7 +108,7 @@ func New(fa fyne.App, core Core) *UI {
 	if ok {
 		tray = desk
 	}
-	u := newUI(fa, core, options{tray: tray})
+	u := newUI(fa, core, options{tray: tray, throttle: refreshEvery})
 	if ok {
 		// A click on the tray icon shows the window where the desktop allows.
 		desk.SetSystemTrayWindow(u.Window)
@@ -115,7 +123,7 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 	if o.do == nil {
 		o.do = fyne.Do
 	}
-	u := &UI{fyne: fa, core: core, tray: o.tray, bg: o.bg, do: o.do,
+	u := &UI{fyne: fa, core: core, tray: o.tray, bg: o.bg, do: o.do, throttle: o.throttle,
 		pending: map[string]bool{}, toggleErr: map[string]string{}}
 	fa.SetIcon(AppIcon)
 	u.Window = fa.NewWindow("Keyport")
@@ -218,21 +226,36 @@ func (u *UI) shortcuts() {
 // updates costs one refresh.
 func (u *UI) watch(events <-chan app.Event) {
 	defer close(u.watchDone)
+	var (
+		mu        sync.Mutex
+		pending   []app.Event
+		scheduled bool      // a refresh is queued on the fyne goroutine
+		last      time.Time // when the last refresh ran
+	)
+	run := func() {
+		mu.Lock()
+		batch := pending
+		pending, scheduled, last = nil, false, time.Now()
+		mu.Unlock()
+		u.handle(batch)
+	}
 	for ev := range events {
-		batch := []app.Event{ev}
-	drain:
-		for {
-			select {
-			case more, ok := <-events:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, more)
-			default:
-				break drain
-			}
+		mu.Lock()
+		pending = append(pending, ev)
+		if scheduled {
+			mu.Unlock()
+			continue // the queued refresh will take this event too
 		}
-		u.do(func() { u.handle(batch) })
+		scheduled = true
+		wait := u.throttle - time.Since(last)
+		mu.Unlock()
+		if wait > 0 {
+			// Refreshed a moment ago: a burst (traffic counters) waits a
+			// little and is handled in one go.
+			time.AfterFunc(wait, func() { u.do(run) })
+		} else {
+			u.do(run)
+		}
 	}
 }
 

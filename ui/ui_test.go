@@ -2,9 +2,11 @@ package ui
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/driver/desktop"
@@ -545,4 +547,34 @@ func TestHoverShowsTheReason(t *testing.T) {
 		t.Error("hovering the inline error shows no tooltip with its full text")
 	}
 	r.probTip.MouseOut()
+}
+
+// TestEventBurstsCoalesce checks that a burst of status events (a proxy
+// under traffic) costs a few refreshes, not one per event.
+func TestEventBurstsCoalesce(t *testing.T) {
+	core := fakecore.New(app.ServerView{Name: "a", Enabled: true, State: app.ProxyRunning})
+	fa := test.NewTempApp(t)
+	q := make(chan func(), 4096)
+	u := newUI(fa, core, options{tray: &fakeTray{}, do: func(f func()) { q <- f }, throttle: 50 * time.Millisecond})
+	h := &harness{t: t, app: fa, u: u, core: core, q: q}
+	t.Cleanup(func() { u.Close(); h.settle() })
+	refreshes := 0
+	counted := func(f func()) func() { return func() { refreshes++; f() } }
+	u.do = func(f func()) { q <- counted(f) }
+	const events = 200
+	for i := 0; i < events; i++ {
+		core.Update("a", func(s *app.ServerView) { s.Counters.Requests++ })
+		if i%50 == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	h.waitFor("the last count shown", func() bool {
+		return u.Detail.overview.counters["Requests"].Text == fmt.Sprint(events)
+	})
+	time.Sleep(100 * time.Millisecond)
+	h.settle()
+	t.Logf("%d events, %d refreshes", events, refreshes)
+	if refreshes == 0 || refreshes > 20 {
+		t.Errorf("%d events caused %d refreshes, want a handful", events, refreshes)
+	}
 }
