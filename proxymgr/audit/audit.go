@@ -1,0 +1,332 @@
+// Package audit writes Keyport's MCP audit log: one JSON object per line per
+// event (session start and end, request, notification, denial, upstream
+// error), to a size-rotated file.
+//
+// Writing never blocks the caller: Log queues the event in a bounded buffer
+// that a single goroutine drains; when the buffer is full the event is dropped
+// and counted (Drops). Every line passes through a redaction step first, so
+// no credential can reach the file (see Redactor).
+package audit
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ParamsMode says how much of a request's params the log keeps.
+type ParamsMode string
+
+// Params modes.
+const (
+	ParamsNone     ParamsMode = "none"     // only the size
+	ParamsRedacted ParamsMode = "redacted" // the params, with secret-looking values replaced
+	ParamsFull     ParamsMode = "full"     // the params as sent (known secrets are still scrubbed)
+)
+
+// Event types.
+const (
+	TypeSessionStart   = "session.start"
+	TypeSessionEnd     = "session.end"
+	TypeSessionRestore = "session.restore" // the upstream restarted; the proxy re-initialized it
+	TypeRequest        = "request"
+	TypeNotification   = "notification"
+	TypeDenial         = "denial"
+	TypeUpstreamError  = "upstream.error"
+)
+
+// Outcomes.
+const (
+	OutcomeOK          = "ok"
+	OutcomeError       = "error"       // the server answered with a JSON-RPC error
+	OutcomeDenied      = "denied"      // the tool policy refused it
+	OutcomeRejected    = "rejected"    // the proxy refused it (bad request, no credential)
+	OutcomeUnreachable = "unreachable" // the upstream could not be reached
+	OutcomeNoResponse  = "no_response" // the stream ended before a response
+)
+
+// Event is one audit record.
+type Event struct {
+	Time            time.Time       `json:"time"`
+	Type            string          `json:"event"`
+	Server          string          `json:"server"`
+	Session         string          `json:"session,omitempty"`
+	ClientName      string          `json:"client_name,omitempty"`
+	ClientVersion   string          `json:"client_version,omitempty"`
+	ProtocolVersion string          `json:"protocol_version,omitempty"`
+	Method          string          `json:"method,omitempty"`
+	ID              json.RawMessage `json:"id,omitempty"`
+	Tool            string          `json:"tool,omitempty"`
+	ParamsSize      int             `json:"params_size,omitempty"`
+	Params          json.RawMessage `json:"params,omitempty"`
+	DurationMS      float64         `json:"duration_ms"`
+	Outcome         string          `json:"outcome"`
+	Error           string          `json:"error,omitempty"`
+	Status          int             `json:"http_status,omitempty"`
+}
+
+// Config configures the audit log.
+type Config struct {
+	// File is the log file's path; empty disables the audit log.
+	File string
+	// Params says whether request params are logged: none (default),
+	// redacted or full.
+	Params ParamsMode
+	// MaxBytes rotates the file when it would grow past this size
+	// (default 10 MiB).
+	MaxBytes int64
+	// MaxBackups is how many rotated files (FILE.1 ... FILE.N) are kept
+	// (default 5).
+	MaxBackups int
+	// LogList logs ping and */list requests even when they succeed (they are
+	// skipped by default; failures are always logged).
+	LogList bool
+	// Buffer is how many events may wait to be written before new ones are
+	// dropped (default 1024).
+	Buffer int
+	// Redact, if set, is applied to every line after the built-in redaction,
+	// e.g. the keychain's redactor of every stored secret.
+	Redact func(string) string
+}
+
+// Check validates the configuration and fills defaults.
+func (c *Config) Check() error {
+	switch c.Params {
+	case "":
+		c.Params = ParamsNone
+	case ParamsNone, ParamsRedacted, ParamsFull:
+	default:
+		return fmt.Errorf("audit: params mode %q: use none, redacted or full", c.Params)
+	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 10 << 20
+	}
+	if c.MaxBytes < 4096 {
+		return fmt.Errorf("audit: max size %d bytes is too small; use at least 4096", c.MaxBytes)
+	}
+	if c.MaxBackups == 0 {
+		c.MaxBackups = 5
+	}
+	if c.MaxBackups < 0 {
+		return fmt.Errorf("audit: max backups %d: use 0 (default 5) or more", c.MaxBackups)
+	}
+	if c.Buffer == 0 {
+		c.Buffer = 1024
+	}
+	if c.Buffer < 0 {
+		return fmt.Errorf("audit: buffer %d: use a positive size", c.Buffer)
+	}
+	return nil
+}
+
+// Writer appends events to the audit file. A nil *Writer discards events.
+type Writer struct {
+	cfg      Config
+	redactor *Redactor
+	ch       chan Event
+	done     chan struct{}
+	drops    atomic.Uint64
+	written  atomic.Uint64
+	closeOne sync.Once
+	closed   atomic.Bool
+
+	// owned by the writer goroutine
+	f    *os.File
+	bw   *bufio.Writer
+	size int64
+	err  error // the last write error, reported by Close
+}
+
+// Open creates the directory and file if needed and starts the writer. cfg
+// must have been checked. secrets is the redactor whose values are scrubbed
+// from every line (nil: a new empty one).
+func Open(cfg Config, secrets *Redactor) (*Writer, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	if cfg.File == "" {
+		return nil, errors.New("audit: no file given")
+	}
+	if secrets == nil {
+		secrets = NewRedactor()
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.File), 0o700); err != nil {
+		return nil, fmt.Errorf("audit: create the directory of %s: %w", cfg.File, err)
+	}
+	w := &Writer{cfg: cfg, redactor: secrets, ch: make(chan Event, cfg.Buffer), done: make(chan struct{})}
+	if err := w.open(); err != nil {
+		return nil, err
+	}
+	go w.run()
+	return w, nil
+}
+
+func (w *Writer) open() error {
+	f, err := os.OpenFile(w.cfg.File, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("audit: open %s: %w", w.cfg.File, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("audit: stat %s: %w", w.cfg.File, err)
+	}
+	w.f, w.size = f, st.Size()
+	if w.bw == nil {
+		w.bw = bufio.NewWriterSize(f, 64<<10)
+	} else {
+		w.bw.Reset(f)
+	}
+	return nil
+}
+
+// Config returns the writer's configuration.
+func (w *Writer) Config() Config {
+	if w == nil {
+		return Config{Params: ParamsNone}
+	}
+	return w.cfg
+}
+
+// Log queues e without blocking. When the buffer is full (or the writer is
+// closed) the event is dropped and counted.
+func (w *Writer) Log(e Event) {
+	if w == nil {
+		return
+	}
+	if w.closed.Load() {
+		w.drops.Add(1)
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	select {
+	case w.ch <- e:
+	default:
+		w.drops.Add(1)
+	}
+}
+
+// Drops is how many events were dropped because the buffer was full.
+func (w *Writer) Drops() uint64 {
+	if w == nil {
+		return 0
+	}
+	return w.drops.Load()
+}
+
+// Written is how many events reached the file (or its buffer).
+func (w *Writer) Written() uint64 {
+	if w == nil {
+		return 0
+	}
+	return w.written.Load()
+}
+
+// Close writes what is queued, closes the file and stops the writer. It
+// returns the last write error, if any. Safe to call more than once.
+func (w *Writer) Close() error {
+	if w == nil {
+		return nil
+	}
+	w.closeOne.Do(func() {
+		w.closed.Store(true)
+		close(w.ch)
+	})
+	<-w.done
+	return w.err
+}
+
+func (w *Writer) run() {
+	defer close(w.done)
+	for e := range w.ch {
+		w.write(e)
+		if len(w.ch) == 0 {
+			w.flush()
+		}
+	}
+	w.flush()
+	if w.f != nil {
+		if err := w.f.Close(); err != nil && w.err == nil {
+			w.err = err
+		}
+	}
+}
+
+func (w *Writer) flush() {
+	if w.bw == nil {
+		return
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = fmt.Errorf("audit: write %s: %w", w.cfg.File, err)
+	}
+}
+
+func (w *Writer) write(e Event) {
+	if w.f == nil { // a failed rotation: try to reopen
+		if err := w.open(); err != nil {
+			w.err = err
+			w.drops.Add(1)
+			return
+		}
+	}
+	line, err := json.Marshal(e)
+	if err != nil {
+		// Only a malformed raw params or id can cause this; keep the event without them.
+		e.Params, e.ID = nil, nil
+		if line, err = json.Marshal(e); err != nil {
+			w.drops.Add(1)
+			return
+		}
+	}
+	s := w.redactor.Redact(string(line))
+	if w.cfg.Redact != nil {
+		s = w.cfg.Redact(s)
+	}
+	if w.size > 0 && w.size+int64(len(s))+1 > w.cfg.MaxBytes {
+		w.rotate()
+		if w.f == nil {
+			w.drops.Add(1)
+			return
+		}
+	}
+	n, err := w.bw.WriteString(s)
+	if err == nil {
+		err = w.bw.WriteByte('\n')
+		n++
+	}
+	w.size += int64(n)
+	if err != nil {
+		w.err = fmt.Errorf("audit: write %s: %w", w.cfg.File, err)
+		w.drops.Add(1)
+		return
+	}
+	w.written.Add(1)
+}
+
+// rotate renames FILE.(N-1) to FILE.N ... FILE to FILE.1 and opens a new FILE.
+func (w *Writer) rotate() {
+	w.flush()
+	if err := w.f.Close(); err != nil {
+		w.err = err
+	}
+	w.f = nil
+	base := w.cfg.File
+	_ = os.Remove(fmt.Sprintf("%s.%d", base, w.cfg.MaxBackups))
+	for i := w.cfg.MaxBackups - 1; i >= 1; i-- {
+		_ = os.Rename(fmt.Sprintf("%s.%d", base, i), fmt.Sprintf("%s.%d", base, i+1))
+	}
+	if err := os.Rename(base, base+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		w.err = fmt.Errorf("audit: rotate %s: %w", base, err)
+	}
+	if err := w.open(); err != nil {
+		w.err = err
+	}
+}

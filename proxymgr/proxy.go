@@ -1,0 +1,455 @@
+package proxymgr
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"keyport/proxymgr/audit"
+	"keyport/proxymgr/policy"
+)
+
+// State is a proxy's lifecycle state.
+type State string
+
+// States.
+const (
+	StateStopped     State = "stopped"
+	StateStarting    State = "starting"
+	StateRunning     State = "running"
+	StateUnreachable State = "unreachable" // listening, but the upstream cannot be reached
+	StateError       State = "error"       // the listener failed
+)
+
+// Counters are a proxy's traffic counters since it started.
+type Counters struct {
+	Requests   uint64 // JSON-RPC requests and notifications from clients
+	Errors     uint64 // requests answered with an error (by the proxy or the server)
+	Denials    uint64 // tool calls the policy denied
+	BytesIn    uint64 // request body bytes from clients
+	BytesOut   uint64 // response body bytes to clients
+	Sessions   int64  // open MCP sessions
+	Streams    int64  // open SSE responses
+	AuditDrops uint64 // audit events dropped because the writer fell behind
+}
+
+// Status is a snapshot of a proxy.
+type Status struct {
+	Name      string
+	State     State
+	Port      int
+	URL       string // http://127.0.0.1:PORT/mcp
+	Upstream  string // the upstream URL with query values hidden
+	Counters  Counters
+	LastError string
+	Latency   time.Duration // median of recent request round trips
+	Since     time.Time     // when State was entered
+}
+
+// Proxy is one local streamable-HTTP reverse proxy in front of one MCP
+// server. Create it with New, then Start; stop it with Shutdown. A Proxy is
+// started at most once.
+type Proxy struct {
+	cfg      Config
+	name     string
+	up       *url.URL
+	pol      *policy.Policy
+	tr       *http.Transport
+	jar      http.CookieJar
+	log      *slog.Logger
+	redactor *audit.Redactor
+	audit    *audit.Writer
+	tokenSum [sha256.Size]byte
+	origins  map[string]bool
+	sessions sessionTable
+	handlers sync.WaitGroup
+
+	baseCtx context.Context
+	cancel  context.CancelFunc
+
+	mu        sync.Mutex
+	state     State
+	since     time.Time
+	lastErr   string
+	port      int
+	srv       *http.Server
+	serveDone chan struct{} // closed when Serve returns
+	serveFail error         // why Serve returned, if it failed
+	started   bool
+	stopping  bool
+	streams   map[*context.CancelFunc]struct{} // standalone GET streams
+	probing   bool
+
+	requests, errs, denials, bytesIn, bytesOut atomic.Uint64
+	streamsOpen                                atomic.Int64
+	lat                                        latencyRing
+
+	notify atomic.Pointer[func(immediate bool)] // set by the Manager
+}
+
+// New validates cfg and returns a proxy ready to Start.
+func New(cfg Config) (*Proxy, error) {
+	if err := cfg.Check(); err != nil {
+		return nil, err
+	}
+	jar, _ := cookiejar.New(nil)
+	p := &Proxy{
+		cfg:       cfg,
+		name:      cfg.Name,
+		up:        cfg.upstreamURL,
+		pol:       cfg.policy,
+		jar:       jar,
+		log:       cfg.Logger.With("server", cfg.Name),
+		redactor:  audit.NewRedactor(),
+		state:     StateStopped,
+		since:     time.Now(),
+		port:      cfg.Port,
+		origins:   map[string]bool{},
+		streams:   map[*context.CancelFunc]struct{}{},
+		serveDone: make(chan struct{}),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		n, _ := normalizeOrigin(o)
+		p.origins[n] = true
+	}
+	if cfg.LocalToken != "" {
+		p.tokenSum = sha256.Sum256([]byte("Bearer " + cfg.LocalToken))
+		p.redactor.Add(cfg.LocalToken)
+	}
+	p.tr = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // the proxy inspects bodies; loopback needs no compression
+		TLSClientConfig:       &tls.Config{RootCAs: cfg.caPool, MinVersion: tls.VersionTLS12},
+	}
+	return p, nil
+}
+
+// Name is the server's name.
+func (p *Proxy) Name() string { return p.name }
+
+// Start listens on 127.0.0.1 (cfg.Port, or a free port) and serves in the
+// background. ctx bounds only the start itself; stop the proxy with
+// Shutdown. If another program holds the port, the error wraps ErrPortInUse.
+func (p *Proxy) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return fmt.Errorf("proxy %s: already started", p.name)
+	}
+	p.started = true
+	p.mu.Unlock()
+	p.setState(StateStarting, "")
+	if err := ctx.Err(); err != nil {
+		p.setState(StateStopped, "")
+		return err
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.cfg.Port)))
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			err = fmt.Errorf("%s: port %d on 127.0.0.1 is in use by another program; free it or choose another port: %w", p.name, p.cfg.Port, ErrPortInUse)
+		} else {
+			err = fmt.Errorf("%s: listen on 127.0.0.1:%d: %w", p.name, p.cfg.Port, err)
+		}
+		p.setState(StateError, err.Error())
+		return err
+	}
+	if p.cfg.Audit.File != "" {
+		w, err := audit.Open(p.cfg.Audit, p.redactor)
+		if err != nil {
+			ln.Close()
+			err = fmt.Errorf("%s: %w", p.name, err)
+			p.setState(StateError, err.Error())
+			return err
+		}
+		p.audit = w
+	}
+	p.baseCtx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	srv := &http.Server{
+		Handler:           p,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return p.baseCtx },
+		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	}
+	p.mu.Lock()
+	p.srv = srv
+	p.port = ln.Addr().(*net.TCPAddr).Port
+	p.mu.Unlock()
+	if p.up.Scheme == "http" && p.cfg.Credentials != nil && !isLoopbackHost(p.up.Hostname()) {
+		p.log.Warn("the upstream URL is plain http: credentials travel unencrypted", "upstream", redactURL(p.up))
+	}
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		if err != nil {
+			err = fmt.Errorf("%s: the listener failed: %w", p.name, err)
+			p.setState(StateError, err.Error())
+		}
+		p.mu.Lock()
+		p.serveFail = err
+		p.mu.Unlock()
+		close(p.serveDone)
+	}()
+	p.setState(StateRunning, "")
+	p.log.Info("proxy started", "addr", p.Addr(), "upstream", redactURL(p.up))
+	p.startProbe()
+	return nil
+}
+
+// Addr is the listening address, 127.0.0.1:PORT.
+func (p *Proxy) Addr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port))
+}
+
+// Port is the listening port (the configured one before Start).
+func (p *Proxy) Port() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.port
+}
+
+// URL is the MCP endpoint clients connect to, http://127.0.0.1:PORT/mcp.
+func (p *Proxy) URL() string { return "http://" + p.Addr() + "/mcp" }
+
+// Shutdown stops the proxy: it stops accepting, ends standalone SSE (GET)
+// streams, gives in-flight requests until ctx is done (at most 5 s), then
+// cancels what remains, and closes the audit log.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.mu.Lock()
+	srv := p.srv
+	if srv == nil || p.stopping {
+		p.mu.Unlock()
+		if srv == nil {
+			p.setState(StateStopped, "")
+		}
+		return nil
+	}
+	p.stopping = true
+	streams := make([]context.CancelFunc, 0, len(p.streams))
+	for c := range p.streams {
+		streams = append(streams, *c)
+	}
+	p.mu.Unlock()
+	for _, c := range streams {
+		c()
+	}
+	grace, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(grace)
+	if err != nil {
+		p.log.Info("cancelling requests still running after the grace period")
+		err = nil
+	}
+	p.cancel()
+	_ = srv.Close()
+	done := make(chan struct{})
+	go func() { p.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		p.log.Warn("some requests did not end after cancellation")
+	}
+	<-p.serveDone
+	p.tr.CloseIdleConnections()
+	for _, s := range p.sessions.all() {
+		p.endSession(s, "proxy stopped")
+	}
+	if p.audit != nil {
+		if aerr := p.audit.Close(); aerr != nil {
+			p.log.Warn("audit log", "err", aerr)
+		}
+	}
+	p.setState(StateStopped, "")
+	p.log.Info("proxy stopped")
+	return err
+}
+
+// Status returns a snapshot of the proxy.
+func (p *Proxy) Status() Status {
+	p.mu.Lock()
+	st := Status{
+		Name:      p.name,
+		State:     p.state,
+		Port:      p.port,
+		Upstream:  redactURL(p.up),
+		LastError: p.lastErr,
+		Since:     p.since,
+	}
+	p.mu.Unlock()
+	if st.State != StateStopped && st.Port != 0 {
+		st.URL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(st.Port)) + "/mcp"
+	}
+	st.Counters = Counters{
+		Requests:   p.requests.Load(),
+		Errors:     p.errs.Load(),
+		Denials:    p.denials.Load(),
+		BytesIn:    p.bytesIn.Load(),
+		BytesOut:   p.bytesOut.Load(),
+		Sessions:   int64(p.sessions.len()),
+		Streams:    p.streamsOpen.Load(),
+		AuditDrops: p.audit.Drops(),
+	}
+	st.Latency = p.lat.median()
+	return st
+}
+
+// setState records a state change and notifies at once.
+func (p *Proxy) setState(s State, errText string) {
+	p.mu.Lock()
+	changed := p.state != s || (errText != "" && errText != p.lastErr)
+	if p.state != s {
+		p.since = time.Now()
+	}
+	p.state = s
+	if errText != "" {
+		p.lastErr = errText
+	}
+	p.mu.Unlock()
+	if changed {
+		p.changed(true)
+	}
+}
+
+// changed tells the Manager something worth showing changed.
+func (p *Proxy) changed(immediate bool) {
+	if f := p.notify.Load(); f != nil {
+		(*f)(immediate)
+	}
+}
+
+// upstreamOK records that the upstream answered.
+func (p *Proxy) upstreamOK() {
+	p.mu.Lock()
+	unreachable := p.state == StateUnreachable
+	p.mu.Unlock()
+	if unreachable {
+		p.setState(StateRunning, "")
+		p.log.Info("upstream reachable again")
+	}
+}
+
+// upstreamDown records that the upstream could not be reached.
+func (p *Proxy) upstreamDown(why string) {
+	p.mu.Lock()
+	running := p.state == StateRunning || p.state == StateUnreachable
+	p.mu.Unlock()
+	if !running {
+		return
+	}
+	p.setState(StateUnreachable, fmt.Sprintf("%s unreachable: %s", p.name, why))
+	p.startProbe()
+}
+
+// startProbe checks in the background whether the upstream answers, and
+// keeps checking while it does not, so the status recovers without traffic.
+func (p *Proxy) startProbe() {
+	p.mu.Lock()
+	if p.probing || p.stopping || p.baseCtx == nil {
+		p.mu.Unlock()
+		return
+	}
+	p.probing = true
+	ctx := p.baseCtx
+	p.mu.Unlock()
+	go func() {
+		defer func() { p.mu.Lock(); p.probing = false; p.mu.Unlock() }()
+		delay := time.Second
+		for {
+			err := p.probe(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				p.upstreamOK()
+				return
+			}
+			p.upstreamDown(reason(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 30*time.Second)
+		}
+	}()
+}
+
+// probe sends a HEAD request without credentials: any HTTP answer means the
+// server is reachable (DNS, TCP and TLS work).
+func (p *Proxy) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, p.up.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := p.tr.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	return nil
+}
+
+// latencyRing keeps recent round-trip times.
+type latencyRing struct {
+	mu  sync.Mutex
+	buf [128]time.Duration
+	n   int
+	i   int
+}
+
+func (l *latencyRing) add(d time.Duration) {
+	l.mu.Lock()
+	l.buf[l.i] = d
+	l.i = (l.i + 1) % len(l.buf)
+	if l.n < len(l.buf) {
+		l.n++
+	}
+	l.mu.Unlock()
+}
+
+func (l *latencyRing) median() time.Duration {
+	l.mu.Lock()
+	s := slices.Clone(l.buf[:l.n])
+	l.mu.Unlock()
+	if len(s) == 0 {
+		return 0
+	}
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}

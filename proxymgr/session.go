@@ -1,0 +1,220 @@
+package proxymgr
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// pendingReq is a client request forwarded upstream and not yet answered.
+type pendingReq struct {
+	method     string
+	tool       string
+	id         []byte // raw id, for the audit log
+	start      time.Time
+	filter     bool // a tools/list whose result the policy filters
+	paramsSize int
+	params     []byte // kept only when the audit log wants params
+	session    string
+	client     clientInfo
+}
+
+// maxPending bounds a tracker: requests beyond it are forwarded but not
+// tracked (their responses pass unfiltered only if they are not tools/list:
+// see track).
+const maxPending = 4096
+
+// pendingTTL is how long an unanswered request of a session is remembered
+// (its response may arrive on a later stream).
+const pendingTTL = 30 * time.Minute
+
+// tracker matches responses to the requests they answer, by id.
+type tracker struct {
+	mu      sync.Mutex
+	pending map[string]*pendingReq
+	filters atomic.Int32 // pending requests with filter set
+}
+
+// add records r under key. It reports false when the tracker is full.
+func (t *tracker) add(key string, r *pendingReq) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pending == nil {
+		t.pending = make(map[string]*pendingReq)
+	}
+	if len(t.pending) >= maxPending {
+		return false
+	}
+	if old, ok := t.pending[key]; ok && old.filter {
+		t.filters.Add(-1)
+	}
+	t.pending[key] = r
+	if r.filter {
+		t.filters.Add(1)
+	}
+	return true
+}
+
+// take removes and returns the request answered by a response with key.
+func (t *tracker) take(key string) *pendingReq {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.pending[key]
+	if r != nil {
+		delete(t.pending, key)
+		if r.filter {
+			t.filters.Add(-1)
+		}
+	}
+	return r
+}
+
+// peekFilter reports whether key is a pending filtered request.
+func (t *tracker) peekFilter(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r := t.pending[key]
+	return r != nil && r.filter
+}
+
+func (t *tracker) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.pending)
+}
+
+// expire removes requests older than the TTL (and all when ttl is 0) and
+// returns them.
+func (t *tracker) expire(now time.Time, ttl time.Duration) []*pendingReq {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*pendingReq
+	for k, r := range t.pending {
+		if ttl == 0 || now.Sub(r.start) > ttl {
+			out = append(out, r)
+			delete(t.pending, k)
+			if r.filter {
+				t.filters.Add(-1)
+			}
+		}
+	}
+	return out
+}
+
+type clientInfo struct{ name, version string }
+
+// session is a 2025-era MCP session the proxy saw being created. Clients
+// know it by the id the upstream first gave; after an upstream restart the
+// proxy maps that id to the upstream's new one.
+type session struct {
+	id string // the id the client uses
+
+	mu         sync.Mutex
+	upstreamID string
+	lastSeen   time.Time
+
+	// What re-initializing the upstream needs: the client's own initialize.
+	initBody   []byte
+	initHeader http.Header
+	client     clientInfo
+	protocol   string
+	started    time.Time
+
+	reinitMu sync.Mutex // one re-initialization at a time
+	tr       tracker
+}
+
+func (s *session) upstream() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.upstreamID
+}
+
+func (s *session) touch(now time.Time) {
+	s.mu.Lock()
+	s.lastSeen = now
+	s.mu.Unlock()
+}
+
+// maxSessions bounds the session table; the least recently used session is
+// forgotten beyond it (its upstream session stays usable, only automatic
+// re-initialization is lost).
+const maxSessions = 10000
+
+// sessionIdle is how long an unused session is remembered.
+const sessionIdle = 12 * time.Hour
+
+type sessionTable struct {
+	mu sync.Mutex
+	m  map[string]*session
+}
+
+func (t *sessionTable) get(id string) *session {
+	if id == "" {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[id]
+}
+
+// put adds s and returns sessions evicted to make room or for idleness.
+func (t *sessionTable) put(s *session, now time.Time) (evicted []*session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[string]*session)
+	}
+	if len(t.m) >= maxSessions/2 {
+		for id, o := range t.m {
+			o.mu.Lock()
+			idle := now.Sub(o.lastSeen) > sessionIdle
+			o.mu.Unlock()
+			if idle {
+				delete(t.m, id)
+				evicted = append(evicted, o)
+			}
+		}
+	}
+	if len(t.m) >= maxSessions {
+		var oldest *session
+		var oldestSeen time.Time
+		for _, o := range t.m {
+			o.mu.Lock()
+			seen := o.lastSeen
+			o.mu.Unlock()
+			if oldest == nil || seen.Before(oldestSeen) {
+				oldest, oldestSeen = o, seen
+			}
+		}
+		delete(t.m, oldest.id)
+		evicted = append(evicted, oldest)
+	}
+	t.m[s.id] = s
+	return evicted
+}
+
+func (t *sessionTable) remove(id string) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.m[id]
+	delete(t.m, id)
+	return s
+}
+
+func (t *sessionTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+func (t *sessionTable) all() []*session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*session, 0, len(t.m))
+	for _, s := range t.m {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,536 @@
+package proxymgr
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"keyport/proxymgr/audit"
+)
+
+// ownReq is a request of the current POST that the proxy forwarded.
+type ownReq struct {
+	key string
+	id  []byte
+	tr  *tracker
+}
+
+// respCtx carries what inspecting one upstream response needs.
+type respCtx struct {
+	p         *Proxy
+	sess      *session // the client's session (nil: none, or stateless)
+	sid       string   // the session id the client sent, known or not
+	local     *tracker // requests of this POST when there is no session
+	own       []ownReq // the requests this POST forwarded
+	localResp [][]byte // answers the proxy gave itself (denials, bad elements)
+	batch     bool     // the POST was a batch
+	init      *message // the client's initialize, when this POST is one
+	newSess   *session // the session this initialize created
+	mu        sync.Mutex
+}
+
+func (rc *respCtx) sessID() string {
+	if rc.sess != nil {
+		return rc.sess.id
+	}
+	return ""
+}
+
+// holdNeeded reports whether a tools/list answer the policy must filter may
+// be in the next event: then the event is held until complete.
+func (rc *respCtx) holdNeeded() bool {
+	if rc.local.filters.Load() > 0 {
+		return true
+	}
+	return rc.sess != nil && rc.sess.tr.filters.Load() > 0
+}
+
+// ownFilter reports whether this POST forwarded a tools/list to filter.
+func (rc *respCtx) ownFilter() bool {
+	for _, o := range rc.own {
+		if o.tr.peekFilter(o.key) {
+			return true
+		}
+	}
+	return false
+}
+
+// take finds and removes the request a response answers.
+func (rc *respCtx) take(key string) *pendingReq {
+	if pr := rc.local.take(key); pr != nil {
+		return pr
+	}
+	if rc.sess != nil {
+		return rc.sess.tr.take(key)
+	}
+	return nil
+}
+
+// inspect looks at one server-to-client payload (an SSE event's data or a
+// JSON body): it completes the requests it answers and filters tools/list
+// results. It returns the replacement payload, or nil to keep it.
+func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
+	p := rc.p
+	if !json.Valid(data) {
+		return nil
+	}
+	one := func(raw []byte) []byte {
+		m, err := parseMessage(raw)
+		if err != nil || !m.isResponse() {
+			return nil
+		}
+		key, ok := idKey(m.id)
+		if !ok {
+			return nil
+		}
+		pr := rc.take(key)
+		if pr == nil {
+			return nil
+		}
+		var repl []byte
+		if pr.filter {
+			if !canRewrite {
+				p.log.Error("a tools/list answer could not be filtered (too large); it passed unfiltered", "limit", p.cfg.MaxInspectBytes)
+			} else if out, removed, err := filterToolsResult(raw, p.pol); err != nil {
+				p.log.Warn("could not filter a tools/list answer", "err", err)
+				repl = rpcError(m.id, codeInternalError, fmt.Sprintf("%s: Keyport could not apply the tool policy to the tools/list answer: %v", p.name, err))
+			} else if removed > 0 {
+				repl = out
+			}
+		}
+		rc.complete(pr, &m)
+		return repl
+	}
+	if !isBatch(data) {
+		return one(data)
+	}
+	elems, err := scanArray(data)
+	if err != nil {
+		return nil
+	}
+	changed := false
+	for i, e := range elems {
+		if r := one(e); r != nil {
+			elems[i] = r
+			changed = true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	return joinResponses(elems, true)
+}
+
+// complete records the answer to a request: latency, counters, audit.
+func (rc *respCtx) complete(pr *pendingReq, m *message) {
+	p := rc.p
+	d := time.Since(pr.start)
+	p.lat.add(d)
+	outcome, errText := audit.OutcomeOK, ""
+	if m.errVal != nil {
+		outcome = audit.OutcomeError
+		p.errs.Add(1)
+		if msg, ok := paramString(m.errVal, "message"); ok {
+			errText = msg
+		} else {
+			errText = "error"
+		}
+	} else if pr.method == "tools/call" && p.audit != nil {
+		if ms, err := scanObject(m.result); err == nil {
+			if v, ok := lookup(ms, "isError"); ok && string(v) == "true" {
+				outcome, errText = audit.OutcomeError, "the tool reported an error"
+			}
+		}
+	}
+	if pr.method == "initialize" && rc.newSess != nil {
+		s := rc.newSess
+		if v, ok := paramString(m.result, "protocolVersion"); ok && m.result != nil {
+			s.mu.Lock()
+			s.protocol = v
+			s.mu.Unlock()
+		}
+		if p.audit != nil && outcome == audit.OutcomeOK {
+			s.mu.Lock()
+			p.audit.Log(audit.Event{Time: s.started, Type: audit.TypeSessionStart, Server: p.name, Session: s.id,
+				ClientName: s.client.name, ClientVersion: s.client.version, ProtocolVersion: s.protocol, DurationMS: ms(d), Outcome: outcome})
+			s.mu.Unlock()
+		}
+	}
+	p.auditRequest(pr, outcome, errText, d)
+	p.changed(false)
+}
+
+// abandon removes this POST's unanswered requests and logs them.
+func (rc *respCtx) abandon(outcome, why string) {
+	for _, o := range rc.own {
+		if pr := o.tr.take(o.key); pr != nil {
+			rc.p.auditRequest(pr, outcome, why, time.Since(pr.start))
+		}
+	}
+}
+
+// finishLocal logs this POST's requests that got no answer, when nothing
+// else can answer them (no session: no other stream).
+func (rc *respCtx) finishLocal(outcome, why string) {
+	for _, o := range rc.own {
+		if o.tr != rc.local {
+			continue
+		}
+		if pr := o.tr.take(o.key); pr != nil {
+			rc.p.auditRequest(pr, outcome, why, time.Since(pr.start))
+		}
+	}
+}
+
+// answerAll answers every forwarded request of this POST with the same
+// JSON-RPC error (plus the proxy's own answers), or with one null-id error
+// when there was no request.
+func (rc *respCtx) answerAll(w http.ResponseWriter, status, code int, msg, outcome string) {
+	p := rc.p
+	var rs [][]byte
+	for _, o := range rc.own {
+		if pr := o.tr.take(o.key); pr != nil {
+			p.auditRequest(pr, outcome, msg, time.Since(pr.start))
+		}
+		rs = append(rs, rpcError(o.id, code, msg))
+	}
+	rs = append(rs, rc.localResp...)
+	if len(rs) == 0 {
+		rs = append(rs, rpcError(nil, code, msg))
+	}
+	p.errs.Add(1)
+	p.changed(false)
+	body := joinResponses(rs, rc.batch)
+	p.bytesOut.Add(uint64(len(body)))
+	writeJSON(w, status, body)
+}
+
+// copyResponseHeaders copies the upstream's response headers, minus
+// connection headers and those that must not reach local clients, with the
+// session id the client knows.
+func copyResponseHeaders(dst, src http.Header, sess *session) {
+	for k, vs := range src {
+		if _, ok := dst[k]; ok && (k == "Vary" || strings.HasPrefix(k, "Access-Control-")) {
+			continue // the proxy's own CORS answer wins
+		}
+		dst[k] = vs
+	}
+	for _, k := range hopHeaders {
+		dst.Del(k)
+	}
+	if c := src.Get("Connection"); c != "" {
+		for _, f := range strings.Split(c, ",") {
+			dst.Del(strings.TrimSpace(f))
+		}
+	}
+	for _, k := range dropResponseHeaders {
+		dst.Del(k)
+	}
+	if sess != nil && dst.Get(headerSessionID) != "" {
+		dst.Set(headerSessionID, sess.id)
+	}
+}
+
+// respond relays the upstream's response to the client.
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Response, rc *respCtx) {
+	if resp.StatusCode == http.StatusUnauthorized {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		if p.cfg.CredentialsRejected != nil {
+			p.cfg.CredentialsRejected()
+		}
+		msg := fmt.Sprintf("%s refused the credentials Keyport sent (HTTP 401); update or renew them in Keyport", p.name)
+		if p.cfg.Credentials == nil {
+			msg = fmt.Sprintf("%s requires credentials (HTTP 401); add them to this server in Keyport", p.name)
+		}
+		p.log.Warn("the server refused the credentials; answered 503", "status", resp.StatusCode)
+		rc.answerAll(w, http.StatusServiceUnavailable, codeInternalError, msg, audit.OutcomeRejected)
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.StatusCode/100 == 2 && ct == "text/event-stream" {
+		copyResponseHeaders(w.Header(), resp.Header, rc.sess)
+		p.streamSSE(w, r, resp, rc)
+		return
+	}
+	noBody := resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || r.Method == http.MethodHead || resp.ContentLength == 0
+	switch {
+	case noBody:
+		if len(rc.localResp) > 0 {
+			rc.finishLocal(audit.OutcomeNoResponse, "")
+			body := joinResponses(rc.localResp, rc.batch)
+			copyResponseHeaders(w.Header(), resp.Header, rc.sess)
+			p.bytesOut.Add(uint64(len(body)))
+			writeJSON(w, http.StatusOK, body)
+			return
+		}
+		if resp.StatusCode >= 400 && r.Method != http.MethodHead {
+			p.relayError(w, resp, rc, nil)
+			return
+		}
+		rc.finishLocal(audit.OutcomeNoResponse, "")
+		copyResponseHeaders(w.Header(), resp.Header, rc.sess)
+		w.WriteHeader(resp.StatusCode)
+		n, _ := io.Copy(w, resp.Body)
+		p.bytesOut.Add(uint64(n))
+	case ct == "application/json":
+		p.relayJSON(w, resp, rc)
+	case resp.StatusCode >= 400:
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		p.relayError(w, resp, rc, summarizeBody(b, ct))
+	case resp.StatusCode/100 == 2 && (r.Method == http.MethodPost || r.Method == http.MethodGet):
+		what := ct
+		if what == "" {
+			what = "no Content-Type"
+		}
+		rc.answerAll(w, http.StatusBadGateway, codeInternalError, fmt.Sprintf(
+			"%s answered %s instead of JSON or an event stream; check that the server URL is its MCP endpoint", p.name, what), audit.OutcomeError)
+	default:
+		copyResponseHeaders(w.Header(), resp.Header, rc.sess)
+		w.WriteHeader(resp.StatusCode)
+		n, _ := io.Copy(w, resp.Body)
+		p.bytesOut.Add(uint64(n))
+	}
+}
+
+// relayError turns an upstream error that is not JSON into a JSON-RPC error
+// with the same status.
+func (p *Proxy) relayError(w http.ResponseWriter, resp *http.Response, rc *respCtx, detail []byte) {
+	code := codeInvalidRequest
+	switch {
+	case resp.StatusCode == http.StatusNotFound && (rc.sess != nil || rc.sid != ""):
+		code = codeSessionMissing
+	case resp.StatusCode >= 500:
+		code = codeInternalError
+	}
+	msg := fmt.Sprintf("%s answered %d %s", p.name, resp.StatusCode, http.StatusText(resp.StatusCode))
+	if len(detail) > 0 {
+		msg += ": " + string(detail)
+	}
+	for _, k := range []string{"Allow", "Retry-After"} {
+		if v := resp.Header.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
+	}
+	if rc.sess != nil && resp.Header.Get(headerSessionID) != "" {
+		w.Header().Set(headerSessionID, rc.sess.id)
+	}
+	rc.answerAll(w, resp.StatusCode, code, msg, audit.OutcomeError)
+}
+
+// summarizeBody returns a short, printable account of an error body.
+func summarizeBody(b []byte, ct string) []byte {
+	if ct == "text/html" || bytes.HasPrefix(bytes.TrimSpace(b), []byte("<")) {
+		return []byte("(an HTML page)")
+	}
+	b = bytes.TrimSpace(b)
+	if i := bytes.IndexAny(b, "\r\n"); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) > 200 {
+		b = append(b[:200:200], "..."...)
+	}
+	if !utf8.Valid(b) {
+		return []byte("(unreadable body)")
+	}
+	return bytes.Map(func(r rune) rune {
+		if r < ' ' {
+			return ' '
+		}
+		return r
+	}, b)
+}
+
+// relayJSON buffers a JSON response (up to MaxInspectBytes), inspects it and
+// relays it. Larger responses are streamed through uninspected.
+func (p *Proxy) relayJSON(w http.ResponseWriter, resp *http.Response, rc *respCtx) {
+	lim := p.cfg.MaxInspectBytes
+	buf, err := io.ReadAll(io.LimitReader(resp.Body, lim+1))
+	if err != nil {
+		rc.answerAll(w, http.StatusBadGateway, codeInternalError, fmt.Sprintf("%s unreachable: the answer broke off: %s", p.name, reason(err)), audit.OutcomeUnreachable)
+		return
+	}
+	if int64(len(buf)) > lim {
+		if rc.ownFilter() {
+			rc.answerAll(w, http.StatusOK, codeInternalError, fmt.Sprintf(
+				"%s: the tools/list answer is larger than %d bytes, too large for Keyport to apply the tool policy", p.name, lim), audit.OutcomeError)
+			return
+		}
+		rc.finishLocal(audit.OutcomeOK, "")
+		copyResponseHeaders(w.Header(), resp.Header, rc.sess)
+		w.WriteHeader(resp.StatusCode)
+		n1, _ := w.Write(buf)
+		n2, _ := io.Copy(w, resp.Body)
+		p.bytesOut.Add(uint64(n1) + uint64(n2))
+		return
+	}
+	if !json.Valid(buf) {
+		if resp.StatusCode >= 400 {
+			p.relayError(w, resp, rc, summarizeBody(buf, "application/json"))
+			return
+		}
+		rc.answerAll(w, http.StatusBadGateway, codeInternalError, fmt.Sprintf("%s answered invalid JSON; it may not be an MCP server", p.name), audit.OutcomeError)
+		return
+	}
+	out := buf
+	if repl := rc.inspect(buf, true); repl != nil {
+		out = repl
+	}
+	if len(rc.localResp) > 0 {
+		var all [][]byte
+		if isBatch(out) {
+			if elems, err := scanArray(out); err == nil {
+				all = elems
+			}
+		} else {
+			all = [][]byte{out}
+		}
+		out = joinResponses(append(all, rc.localResp...), true)
+	}
+	outcome := audit.OutcomeNoResponse
+	if resp.StatusCode >= 400 {
+		outcome = audit.OutcomeError
+		p.errs.Add(1)
+	}
+	rc.finishLocal(outcome, fmt.Sprintf("HTTP %d", resp.StatusCode))
+	copyResponseHeaders(w.Header(), resp.Header, rc.sess)
+	w.Header().Set("Content-Length", fmt.Sprint(len(out)))
+	w.WriteHeader(resp.StatusCode)
+	n, _ := w.Write(out)
+	p.bytesOut.Add(uint64(n))
+}
+
+// errClientGone means writing to the client failed.
+var errClientGone = errors.New("client went away")
+
+// streamSSE relays an event stream: every byte as received, flushed at
+// once, except events that may carry a tools/list answer to filter, which
+// are held until complete.
+func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Response, rc *respCtx) {
+	p.streamsOpen.Add(1)
+	p.changed(false)
+	defer func() {
+		p.streamsOpen.Add(-1)
+		p.changed(false)
+	}()
+	w.WriteHeader(resp.StatusCode)
+	ctl := http.NewResponseController(w)
+	for _, lr := range rc.localResp { // the proxy's own answers to a batch come first
+		ev := append(append([]byte("event: message\ndata: "), lr...), "\n\n"...)
+		n, _ := w.Write(ev)
+		p.bytesOut.Add(uint64(n))
+	}
+	_ = ctl.Flush()
+	err := p.pumpSSE(w, ctl, resp.Body, rc)
+	if err != nil && !errors.Is(err, errClientGone) && r.Context().Err() == nil {
+		// The upstream broke off mid-stream (it crashed or restarted): answer
+		// what it will never answer rather than leave the client waiting.
+		why := fmt.Sprintf("%s unreachable: the stream broke off (%s)", p.name, reason(err))
+		p.log.Warn("upstream stream broke off", "err", reason(err))
+		for _, o := range rc.own {
+			pr := o.tr.take(o.key)
+			if pr == nil {
+				continue
+			}
+			p.auditRequest(pr, audit.OutcomeUnreachable, why, time.Since(pr.start))
+			p.errs.Add(1)
+			ev := append(append([]byte("event: message\ndata: "), rpcError(o.id, codeInternalError, why)...), "\n\n"...)
+			n, _ := w.Write(ev)
+			p.bytesOut.Add(uint64(n))
+		}
+		_ = ctl.Flush()
+	}
+	rc.finishLocal(audit.OutcomeNoResponse, "the stream ended before the answer")
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// pumpSSE copies the stream. It returns nil at the upstream's EOF,
+// errClientGone when the client cannot be written to, or the read error.
+func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reader, rc *respCtx) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	sc := newSSEScanner(int(p.cfg.MaxInspectBytes))
+	holdLimit := int(p.cfg.MaxInspectBytes) + 64<<10
+	var (
+		held    []byte
+		holding bool
+		werr    error
+	)
+	write := func(b []byte) {
+		if werr != nil || len(b) == 0 {
+			return
+		}
+		n, err := w.Write(b)
+		p.bytesOut.Add(uint64(n))
+		if err != nil {
+			werr = errClientGone
+		}
+	}
+	emit := func(b []byte) {
+		if !holding {
+			write(b)
+			return
+		}
+		held = append(held, b...)
+		if len(held) > holdLimit {
+			p.log.Error("an SSE event is too large to hold for the tool policy; passing it through", "limit", holdLimit)
+			write(held)
+			held, holding = nil, false
+		}
+	}
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			chunk, seg := buf[:n], 0
+			sc.feed(chunk, func(i int) {
+				emit(chunk[seg:i])
+				seg = i
+				holding = rc.holdNeeded()
+			}, func(i int, ev *sseEvent) {
+				emit(chunk[seg:i])
+				seg = i
+				if holding {
+					out := held
+					if ev.hasData && !ev.overflow {
+						if repl := rc.inspect(ev.data, true); repl != nil {
+							out = rewriteEvent(held, repl)
+						}
+					}
+					write(out)
+					held, holding = held[:0], false
+				} else if ev.hasData && !ev.overflow {
+					rc.inspect(ev.data, false)
+				}
+			})
+			emit(chunk[seg:])
+			if werr == nil {
+				if err := ctl.Flush(); err != nil {
+					werr = errClientGone
+				}
+			}
+			if werr != nil {
+				return werr
+			}
+		}
+		if rerr != nil {
+			if holding && len(held) > 0 {
+				write(held) // an unfinished event: clients discard it, but relay it as it was
+				_ = ctl.Flush()
+			}
+			if errors.Is(rerr, io.EOF) {
+				return nil
+			}
+			return rerr
+		}
+	}
+}

@@ -1,0 +1,242 @@
+package proxymgr
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"keyport/proxymgr/audit"
+)
+
+// credError means the credentials function had no usable credential.
+type credError struct{ err error }
+
+func (e *credError) Error() string { return e.err.Error() }
+func (e *credError) Unwrap() error { return e.err }
+
+// restoreError means the upstream forgot a session and re-initializing it
+// failed for a reason other than the network.
+type restoreError struct{ msg string }
+
+func (e *restoreError) Error() string { return e.msg }
+
+// newUpstreamRequest builds the request to the upstream from the client's
+// headers: connection headers, the client's Authorization and browser
+// context are dropped; static headers and credentials are added.
+func (p *Proxy) newUpstreamRequest(ctx context.Context, in http.Header, method string, body []byte, upstreamSID string) (*http.Request, error) {
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, p.up.String(), rd)
+	if err != nil {
+		return nil, err
+	}
+	h := req.Header
+	for k, vs := range in {
+		h[k] = vs
+	}
+	for _, k := range hopHeaders {
+		h.Del(k)
+	}
+	if c := in.Get("Connection"); c != "" {
+		for _, f := range strings.Split(c, ",") {
+			h.Del(strings.TrimSpace(f))
+		}
+	}
+	for _, k := range dropRequestHeaders {
+		h.Del(k)
+	}
+	for k := range h {
+		if strings.HasPrefix(k, "Sec-Fetch-") || strings.HasPrefix(k, "Access-Control-") {
+			delete(h, k)
+		}
+	}
+	if upstreamSID != "" {
+		h.Set(headerSessionID, upstreamSID)
+	}
+	for k, v := range p.cfg.Headers {
+		h.Set(k, v)
+	}
+	if p.cfg.Credentials != nil {
+		ch, err := p.cfg.Credentials(ctx)
+		if err != nil {
+			return nil, &credError{err}
+		}
+		for k, vs := range ch {
+			k = http.CanonicalHeaderKey(k)
+			h[k] = vs
+			p.redactor.Add(vs...)
+		}
+	}
+	for _, c := range p.jar.Cookies(p.up) {
+		req.AddCookie(c)
+	}
+	if body != nil {
+		req.ContentLength = int64(len(body))
+	}
+	return req, nil
+}
+
+// roundTrip sends the client's request upstream under the session's current
+// upstream id and returns that id with the response.
+func (p *Proxy) roundTrip(ctx context.Context, r *http.Request, method string, body []byte, sess *session) (*http.Response, string, error) {
+	usid := r.Header.Get(headerSessionID)
+	if sess != nil {
+		usid = sess.upstream()
+	}
+	req, err := p.newUpstreamRequest(ctx, r.Header, method, body, usid)
+	if err != nil {
+		return nil, usid, err
+	}
+	resp, err := p.tr.RoundTrip(req)
+	if err != nil {
+		return nil, usid, err
+	}
+	p.upstreamOK()
+	if cs := resp.Cookies(); len(cs) > 0 {
+		p.jar.SetCookies(p.up, cs)
+	}
+	return resp, usid, nil
+}
+
+// restoreAndRetry handles an upstream that forgot a session it created (it
+// restarted): it re-initializes the upstream with the client's own
+// initialize, maps the new upstream session behind the client's id, and
+// sends the request again. The client never notices.
+func (p *Proxy) restoreAndRetry(ctx context.Context, r *http.Request, method string, body []byte, sess *session, usedSID string) (*http.Response, error) {
+	if _, err := p.reinit(ctx, r, sess, usedSID); err != nil {
+		var re *restoreError
+		if !errors.As(err, &re) {
+			return nil, err
+		}
+		p.log.Warn("could not restore a session the server forgot; the client must reconnect", "err", err)
+		if s := p.sessions.remove(sess.id); s != nil {
+			p.endSession(s, "server forgot the session")
+		}
+		b := rpcError(nil, codeSessionMissing, fmt.Sprintf("session not found: %s forgot the session and Keyport could not restore it (%s); reconnect", p.name, re.msg))
+		return &http.Response{StatusCode: http.StatusNotFound, Header: http.Header{"Content-Type": {"application/json"}},
+			Body: io.NopCloser(bytes.NewReader(b)), ContentLength: int64(len(b))}, nil
+	}
+	resp, _, err := p.roundTrip(ctx, r, method, body, sess)
+	return resp, err
+}
+
+func (p *Proxy) reinit(ctx context.Context, r *http.Request, sess *session, usedSID string) (string, error) {
+	sess.reinitMu.Lock()
+	defer sess.reinitMu.Unlock()
+	if cur := sess.upstream(); cur != usedSID {
+		return cur, nil // another request restored it already
+	}
+	start := time.Now()
+	sess.mu.Lock()
+	body, h := sess.initBody, sess.initHeader.Clone()
+	sess.mu.Unlock()
+	req, err := p.newUpstreamRequest(ctx, h, http.MethodPost, body, "")
+	if err != nil {
+		return "", err
+	}
+	resp, err := p.tr.RoundTrip(req)
+	if err != nil {
+		return "", err
+	}
+	newID := resp.Header.Get(headerSessionID)
+	proto := initProtocol(resp, p.cfg.MaxInspectBytes)
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 || newID == "" {
+		return "", &restoreError{fmt.Sprintf("initialize answered %d without a session", resp.StatusCode)}
+	}
+	h2 := http.Header{"Content-Type": {"application/json"}, "Accept": r.Header.Values("Accept")}
+	if v := r.Header.Get(headerProtocol); v != "" {
+		proto = v
+	}
+	if proto != "" {
+		h2.Set(headerProtocol, proto)
+	}
+	if len(h2["Accept"]) == 0 {
+		h2.Set("Accept", "application/json, text/event-stream")
+	}
+	req2, err := p.newUpstreamRequest(ctx, h2, http.MethodPost, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), newID)
+	if err != nil {
+		return "", err
+	}
+	resp2, err := p.tr.RoundTrip(req2)
+	if err != nil {
+		return "", err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp2.Body, 64<<10))
+	resp2.Body.Close()
+	if resp2.StatusCode/100 != 2 {
+		return "", &restoreError{fmt.Sprintf("notifications/initialized answered %d", resp2.StatusCode)}
+	}
+	sess.mu.Lock()
+	sess.upstreamID = newID
+	client := sess.client
+	sess.mu.Unlock()
+	p.log.Info("the server forgot a session (it restarted); re-initialized it for the client", "session", sess.id)
+	if p.audit != nil {
+		p.audit.Log(audit.Event{Time: start, Type: audit.TypeSessionRestore, Server: p.name, Session: sess.id,
+			ClientName: client.name, ClientVersion: client.version, ProtocolVersion: proto, DurationMS: ms(time.Since(start)), Outcome: audit.OutcomeOK})
+	}
+	return newID, nil
+}
+
+// initProtocol reads the protocolVersion of an InitializeResult from a JSON
+// or SSE response.
+func initProtocol(resp *http.Response, limit int64) string {
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
+	fromMsg := func(data []byte) string {
+		m, err := parseMessage(data)
+		if err != nil || m.result == nil {
+			return ""
+		}
+		v, _ := paramString(m.result, "protocolVersion")
+		return v
+	}
+	if ct != "text/event-stream" {
+		return fromMsg(b)
+	}
+	var proto string
+	sc := newSSEScanner(int(limit))
+	sc.feed(b, func(int) {}, func(_ int, ev *sseEvent) {
+		if proto == "" && ev.hasData {
+			proto = fromMsg(ev.data)
+		}
+	})
+	return proto
+}
+
+// failRequest answers a request the upstream could not take: no credential
+// (503), or the upstream unreachable (-32603 "NAME unreachable: why").
+func (p *Proxy) failRequest(w http.ResponseWriter, r *http.Request, rc *respCtx, err error) {
+	if r.Context().Err() != nil {
+		rc.abandon(audit.OutcomeNoResponse, "the client went away")
+		return // the client went away; nobody to answer
+	}
+	var ce *credError
+	if errors.As(err, &ce) {
+		msg := ce.Error()
+		p.log.Warn("no usable credential; answered 503", "err", msg)
+		rc.answerAll(w, http.StatusServiceUnavailable, codeInternalError, msg, audit.OutcomeRejected)
+		return
+	}
+	why := reason(err)
+	msg := fmt.Sprintf("%s unreachable: %s", p.name, why)
+	p.upstreamDown(why)
+	p.log.Warn("upstream request failed", "err", why)
+	if p.audit != nil {
+		p.audit.Log(audit.Event{Type: audit.TypeUpstreamError, Server: p.name, Session: rc.sessID(), Method: r.Method, Outcome: audit.OutcomeUnreachable, Error: msg})
+	}
+	status := http.StatusBadGateway
+	if len(rc.own) > 0 {
+		status = http.StatusOK // a JSON-RPC error answers each request
+	}
+	rc.answerAll(w, status, codeInternalError, msg, audit.OutcomeUnreachable)
+}
