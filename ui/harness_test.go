@@ -149,7 +149,7 @@ func TestWriteScreens(t *testing.T) {
 	for _, variant := range []struct {
 		name string
 		th   fyne.Theme
-	}{{"light", theme.LightTheme()}, {"dark", theme.DarkTheme()}} { //nolint:staticcheck // explicit variants for the shots
+	}{{"light", withStatusColours(theme.LightTheme())}, {"dark", withStatusColours(theme.DarkTheme())}} { //nolint:staticcheck // explicit variants for the shots
 		h := newThemedHarness(t, fakecore.Sample(), variant.th)
 		h.selectServer("github")
 		for _, s := range screens {

@@ -103,6 +103,7 @@ const refreshEvery = 100 * time.Millisecond
 // New builds the window and the tray for core inside the fyne application fa
 // and starts following the core's events. Call ShowWindow to show it.
 func New(fa fyne.App, core Core) *UI {
+	fa.Settings().SetTheme(Theme())
 	var tray trayHost
 	desk, ok := fa.(desktop.App)
 	if ok {
