@@ -95,10 +95,9 @@ func (s *store) backup(real string, content []byte) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("back up %s: %w", real, err)
 		}
+		// Not fsynced: a backup lost in a crash costs an undo step, never
+		// the config file, which is fsynced before it replaces the old one.
 		_, err = f.Write(content)
-		if err == nil {
-			err = f.Sync()
-		}
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
@@ -142,30 +141,7 @@ func (s *store) backups(real string) ([]Backup, error) {
 
 // prune keeps the newest s.keep backups and drops journal entries whose
 // backup is gone.
-func (s *store) prune(real string) error {
-	bs, err := s.backups(real)
-	if err != nil {
-		return err
-	}
-	for _, b := range bs[min(len(bs), s.keep):] {
-		os.Remove(b.Path)
-	}
-	j, err := s.journal(real)
-	if err != nil {
-		return err
-	}
-	kept := j[:0]
-	for _, e := range j {
-		if e.Backup == "" {
-			kept = append(kept, e)
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(s.fileDir(real), e.Backup)); err == nil {
-			kept = append(kept, e)
-		}
-	}
-	return s.saveJournal(real, kept)
-}
+func (s *store) prune(real string) error { return s.record(real, nil) }
 
 func (s *store) journal(real string) ([]journalEntry, error) {
 	p := filepath.Join(s.fileDir(real), "journal.json")
@@ -196,13 +172,39 @@ func (s *store) saveJournal(real string, j []journalEntry) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, "journal.json"), b, nil, nil)
+	p := filepath.Join(dir, "journal.json")
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	return os.Rename(tmp, p)
 }
 
-func (s *store) push(real string, e journalEntry) error {
+// record prunes old backups and appends e to the journal (one write).
+func (s *store) record(real string, e *journalEntry) error {
+	bs, err := s.backups(real)
+	if err != nil {
+		return err
+	}
+	for _, b := range bs[min(len(bs), s.keep):] {
+		os.Remove(b.Path)
+	}
+	kept := map[string]bool{}
+	for _, b := range bs[:min(len(bs), s.keep)] {
+		kept[filepath.Base(b.Path)] = true
+	}
 	j, err := s.journal(real)
 	if err != nil {
 		return err
 	}
-	return s.saveJournal(real, append(j, e))
+	out := j[:0]
+	for _, x := range j {
+		if x.Backup == "" || kept[x.Backup] {
+			out = append(out, x)
+		}
+	}
+	if e != nil {
+		out = append(out, *e)
+	}
+	return s.saveJournal(real, out)
 }

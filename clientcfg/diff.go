@@ -1,6 +1,7 @@
 package clientcfg
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 )
@@ -9,14 +10,27 @@ import (
 // of a file, with the given secret values replaced by "[redacted]". CRLF
 // line ends are shown as plain lines.
 func unifiedDiff(name string, a, b []byte, secrets []string) string {
-	if string(a) == string(b) {
+	if bytes.Equal(a, b) {
 		return ""
 	}
-	al, bl := splitLines(string(a)), splitLines(string(b))
+	const ctx = 3
+	// Only the lines around the bytes that differ are split and diffed, so a
+	// small change to a large file stays cheap.
+	p := 0
+	for p < len(a) && p < len(b) && a[p] == b[p] {
+		p++
+	}
+	s := 0
+	for s < len(a)-p && s < len(b)-p && a[len(a)-1-s] == b[len(b)-1-s] {
+		s++
+	}
+	start := backLines(a, p, ctx)
+	endA, endB := fwdLines(a, len(a)-s, ctx), fwdLines(b, len(b)-s, ctx)
+	off := bytes.Count(a[:start], []byte("\n"))
+	al, bl := splitLines(string(a[start:endA])), splitLines(string(b[start:endB]))
 	ops := diffLines(al, bl)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "--- %s\n+++ %s\n", name, name)
-	const ctx = 3
 	for i := 0; i < len(ops); {
 		// Find the next change.
 		for i < len(ops) && ops[i].kind == ' ' {
@@ -52,7 +66,7 @@ func unifiedDiff(name string, a, b []byte, secrets []string) string {
 				bN++
 			}
 		}
-		fmt.Fprintf(&sb, "@@ -%s +%s @@\n", hunkRange(aStart, aN), hunkRange(bStart, bN))
+		fmt.Fprintf(&sb, "@@ -%s +%s @@\n", hunkRange(off+aStart, aN), hunkRange(off+bStart, bN))
 		for _, o := range ops[start:end] {
 			line := ""
 			if o.kind == '+' {
@@ -75,6 +89,29 @@ func unifiedDiff(name string, a, b []byte, secrets []string) string {
 		out = strings.ReplaceAll(out, q[1:len(q)-1], "[redacted]")
 	}
 	return out
+}
+
+// backLines returns the start of the line n lines above the one holding pos.
+func backLines(x []byte, pos, n int) int {
+	i := bytes.LastIndexByte(x[:pos], '\n') + 1
+	for ; n > 0 && i > 0; n-- {
+		i = bytes.LastIndexByte(x[:i-1], '\n') + 1
+	}
+	return i
+}
+
+// fwdLines returns the end (past the line break) of the line n lines below
+// the one holding pos.
+func fwdLines(x []byte, pos, n int) int {
+	i := pos
+	for k := 0; k <= n; k++ {
+		j := bytes.IndexByte(x[i:], '\n')
+		if j < 0 {
+			return len(x)
+		}
+		i += j + 1
+	}
+	return i
 }
 
 func hunkRange(start, n int) string {

@@ -252,10 +252,17 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 			ch.After, ch.Created = raw, false
 			return ch, nil
 		}
-		ch.Diff = unifiedDiff(t.Path, raw, p.out, p.secrets)
 		if !write {
+			if err := p.verify(); err != nil {
+				return ch, err
+			}
+			ch.Diff = unifiedDiff(t.Path, raw, p.out, p.secrets)
 			return ch, nil
 		}
+		// The check of the new text runs while the backup and the temp file
+		// are written and fsynced; nothing is renamed until it passed.
+		verified := make(chan error, 1)
+		go func() { verified <- p.verify() }()
 		backup := ""
 		if info != nil {
 			if backup, err = e.st.backup(file, raw); err != nil {
@@ -266,6 +273,9 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 			e.beforeCommit(file)
 		}
 		err = writeAtomic(file, p.out, info, func() error {
+			if err := <-verified; err != nil {
+				return err
+			}
 			cur, curInfo, err := readFile(file)
 			if err != nil {
 				return err
@@ -283,15 +293,16 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 			continue
 		}
 		if err != nil {
+			if backup != "" {
+				os.Remove(filepath.Join(e.st.fileDir(file), backup))
+			}
 			return ch, err
 		}
+		ch.Diff = unifiedDiff(t.Path, raw, p.out, p.secrets)
 		after := sum(p.out)
 		e.remember(file, after)
-		if err := e.st.push(file, journalEntry{Time: e.opts.Now().UTC(), Op: op.String(), Backup: backup, After: after}); err != nil {
+		if err := e.st.record(file, &journalEntry{Time: e.opts.Now().UTC(), Op: op.String(), Backup: backup, After: after}); err != nil {
 			e.log.Warn("could not record the change for undo", "file", file, "err", err)
-		}
-		if err := e.st.prune(file); err != nil {
-			e.log.Warn("could not prune old backups", "file", file, "err", err)
 		}
 		ch.Wrote = true
 		if backup != "" {

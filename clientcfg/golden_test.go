@@ -117,6 +117,9 @@ func TestGolden(t *testing.T) {
 				f = FormatAuto
 			}
 			p, err := planOp(d, mustClient(t, tc.client), tc.op, f)
+			if err == nil {
+				err = p.verify()
+			}
 			if err != nil {
 				t.Fatal(err)
 			}

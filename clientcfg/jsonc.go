@@ -134,6 +134,9 @@ func (d *doc) errAt(off int, format string, args ...any) error {
 
 func memberName(m *hujson.ObjectMember) string {
 	lit, _ := m.Name.Value.(hujson.Literal)
+	if len(lit) >= 2 && bytes.IndexByte(lit, '\\') < 0 {
+		return string(lit[1 : len(lit)-1]) // the common case: no escapes
+	}
 	return lit.String()
 }
 
@@ -344,20 +347,31 @@ type edit struct {
 	text       string
 }
 
-// splice applies non-overlapping edits to src. Insertions at the same
-// offset keep their order.
+// splice applies edits to src. Insertions at the same offset keep their
+// order; overlapping deletions are merged; any other overlap is refused.
 func splice(src []byte, edits []edit) ([]byte, error) {
 	sort.SliceStable(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
-	size := len(src)
-	for i, e := range edits {
-		if e.start < 0 || e.end < e.start || e.end > len(src) || (i > 0 && e.start < edits[i-1].end) {
-			return nil, fmt.Errorf("internal error: overlapping edits at offset %d", e.start)
+	merged := edits[:0:0]
+	for _, e := range edits {
+		if e.start < 0 || e.end < e.start || e.end > len(src) {
+			return nil, fmt.Errorf("internal error: edit out of range at offset %d", e.start)
 		}
+		if n := len(merged); n > 0 && e.start < merged[n-1].end {
+			if e.text != "" || merged[n-1].text != "" {
+				return nil, fmt.Errorf("internal error: overlapping edits at offset %d", e.start)
+			}
+			merged[n-1].end = max(merged[n-1].end, e.end)
+			continue
+		}
+		merged = append(merged, e)
+	}
+	size := len(src)
+	for _, e := range merged {
 		size += len(e.text) - (e.end - e.start)
 	}
 	out := make([]byte, 0, size)
 	pos := 0
-	for _, e := range edits {
+	for _, e := range merged {
 		out = append(out, src[pos:e.start]...)
 		out = append(out, e.text...)
 		pos = e.end

@@ -112,11 +112,14 @@ type planned struct {
 	out     []byte // the new file, BOM included; equal to the old when nothing changes
 	skipped []EntryStatus
 	secrets []string
+	// verify checks out before it may be written (see verify); it is
+	// separate so the Editor can run it while the temp file is fsynced.
+	verify func() error
 }
 
 // planOp computes the new file text for op without touching the disk.
 func planOp(d *doc, c Client, op Op, f JSONFormat) (planned, error) {
-	var p planned
+	p := planned{verify: func() error { return nil }}
 	if err := op.check(); err != nil {
 		return p, err
 	}
@@ -232,9 +235,8 @@ func planOp(d *doc, c Client, op Op, f JSONFormat) (planned, error) {
 	for _, s := range sets {
 		want[s.key] = s.plain
 	}
-	if err := verify(d, out, c.RootKey, want, dels); err != nil {
-		return p, err
-	}
+	noBOM := out
+	p.verify = func() error { return verify(d, noBOM, c.RootKey, want, dels) }
 	if d.bom {
 		out = append(bytes.Clone(utf8BOM), out...)
 	}
@@ -435,7 +437,7 @@ func verify(before *doc, out []byte, rootKey string, want map[string]any, dels m
 	if after.blank {
 		return fail("the new text is empty")
 	}
-	if before.standard && !json.Valid(out) {
+	if before.standard && !after.standard {
 		return fail("the file was plain JSON and the new text is not")
 	}
 	if !before.blank {

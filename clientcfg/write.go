@@ -1,9 +1,9 @@
 package clientcfg
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -56,11 +56,12 @@ func readFile(p string) ([]byte, fs.FileInfo, error) {
 	if fi.IsDir() {
 		return nil, nil, fmt.Errorf("%s is a directory, not a config file", p)
 	}
-	buf, err := io.ReadAll(f)
+	buf := bytes.NewBuffer(make([]byte, 0, fi.Size()+bytes.MinRead))
+	_, err = buf.ReadFrom(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	return buf, fi, nil
+	return buf.Bytes(), fi, nil
 }
 
 // errConflict means the file changed between Keyport's read and its rename.
