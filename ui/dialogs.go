@@ -510,12 +510,14 @@ func (u *UI) confirmRemove(v app.ServerView) {
 // settingsMenu is the settings pop-up's menu: start at login and the demo
 // server. It is a pure function of the current settings.
 func settingsMenu(autostart, demoShown bool, setAutostart, setDemo func(bool), quit func()) *fyne.Menu {
+	about := fyne.NewMenuItem("Keyport "+app.Version, nil)
+	about.Disabled = true
 	login := fyne.NewMenuItem("Start Keyport at login", func() { setAutostart(!autostart) })
 	login.Checked = autostart
 	demo := fyne.NewMenuItem("Show the demo server", func() { setDemo(!demoShown) })
 	demo.Checked = demoShown
 	q := fyne.NewMenuItem("Quit Keyport", quit)
-	return fyne.NewMenu("Settings", login, demo, fyne.NewMenuItemSeparator(), q)
+	return fyne.NewMenu("Settings", about, fyne.NewMenuItemSeparator(), login, demo, fyne.NewMenuItemSeparator(), q)
 }
 
 // showSettingsMenu pops the settings menu up under the settings button.

@@ -501,11 +501,11 @@ func TestSettingsMenu(t *testing.T) {
 	m := settingsMenu(false, true, func(on bool) { got = append(got, "autostart", map[bool]string{true: "on", false: "off"}[on]) },
 		func(show bool) { got = append(got, "demo", map[bool]string{true: "show", false: "hide"}[show]) }, func() { got = append(got, "quit") })
 	lines := menuLines(m)
-	if !slices.Equal(lines, []string{"[ ] Start Keyport at login", "[x] Show the demo server", "---", "[ ] Quit Keyport"}) {
+	if !slices.Equal(lines, []string{"(disabled) Keyport " + app.Version, "---", "[ ] Start Keyport at login", "[x] Show the demo server", "---", "[ ] Quit Keyport"}) {
 		t.Errorf("settings menu = %q", lines)
 	}
 	for _, it := range m.Items {
-		if it.Action != nil {
+		if it.Action != nil && !it.Disabled {
 			it.Action()
 		}
 	}
@@ -517,6 +517,11 @@ func TestSettingsMenu(t *testing.T) {
 func TestAutostartAndDemoFromSettings(t *testing.T) {
 	core := fakecore.Sample()
 	h := newHarness(t, core)
+	test.Tap(h.u.Settings)
+	if top := h.u.Window.Canvas().Overlays().Top(); top == nil || !strings.Contains(test.RenderObjectToMarkup(top), "Start Keyport at login") {
+		t.Fatal("the settings button shows no menu with the start-at-login option")
+	}
+	h.u.Window.Canvas().Overlays().Top().Hide()
 	h.u.setAutostart(true)
 	h.waitFor("autostart on", func() bool { return h.u.autostart })
 	h.selectServer("demo")
