@@ -36,13 +36,14 @@ type recorded struct {
 // upstream is a real go-sdk MCP server on a loopback port that tests can
 // stop, restart (losing its sessions) and inspect.
 type upstream struct {
-	t         testing.TB
-	stateless bool
-	addr      string
+	t    testing.TB
+	opts mcp.StreamableHTTPOptions
+	addr string
 
 	mu       sync.Mutex
 	srv      *http.Server
 	handler  http.Handler
+	srvMCP   *mcp.Server
 	requests []recorded
 	calls    map[string]int // tool calls that reached the server, by tool
 
@@ -124,7 +125,13 @@ func newMCPServer(u *upstream) *mcp.Server {
 // newUpstream starts a go-sdk server (stateful or stateless) on a free port.
 func newUpstream(t testing.TB, stateless bool) *upstream {
 	t.Helper()
-	u := &upstream{t: t, stateless: stateless, calls: map[string]int{}}
+	return newUpstreamWith(t, mcp.StreamableHTTPOptions{Stateless: stateless})
+}
+
+// newUpstreamWith starts a go-sdk server with opts on a free port.
+func newUpstreamWith(t testing.TB, opts mcp.StreamableHTTPOptions) *upstream {
+	t.Helper()
+	u := &upstream{t: t, opts: opts, calls: map[string]int{}}
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -138,10 +145,12 @@ func newUpstream(t testing.TB, stateless bool) *upstream {
 
 // reset replaces the MCP handler: the server "restarts" and forgets sessions.
 func (u *upstream) reset() {
-	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return newMCPServer(u) },
-		&mcp.StreamableHTTPOptions{Stateless: u.stateless})
+	opts := u.opts
+	srv := newMCPServer(u)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, &opts)
 	u.mu.Lock()
 	u.handler = h
+	u.srvMCP = srv
 	u.mu.Unlock()
 }
 
@@ -200,6 +209,13 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h = (*wr)(h)
 	}
 	h.ServeHTTP(w, r)
+}
+
+// server is the current go-sdk server.
+func (u *upstream) server() *mcp.Server {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.srvMCP
 }
 
 func (u *upstream) url() string { return "http://" + u.addr + "/mcp" }
