@@ -47,8 +47,10 @@ func TestAuditLog(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.jsonl")
 			p := startProxy(t, Config{
 				Upstream: up.url(), Policy: testPolicy, LocalToken: "local-token-abcdef",
-				Audit:       AuditConfig{File: path, Params: mode},
-				Credentials: func(context.Context) (http.Header, error) { return http.Header{"Authorization": {"Bearer " + secret}}, nil },
+				Audit: AuditConfig{File: path, Params: mode},
+				Credentials: func(context.Context) (http.Header, error) {
+					return http.Header{"Authorization": {"Bearer " + secret}}, nil
+				},
 			})
 			hc := &http.Client{Transport: headerRT{"Authorization", "Bearer local-token-abcdef"}}
 			c := mcp.NewClient(&mcp.Implementation{Name: "audit-client", Version: "2.3"}, nil)
