@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
+	"net/http/httptrace"
+	"syscall"
 	"strings"
 	"time"
 
@@ -95,7 +98,7 @@ func (p *Proxy) roundTrip(ctx context.Context, r *http.Request, method string, b
 	if err != nil {
 		return nil, usid, err
 	}
-	resp, err := p.tr.RoundTrip(req)
+	resp, err := p.send(req, body)
 	if err != nil {
 		return nil, usid, err
 	}
@@ -104,6 +107,33 @@ func (p *Proxy) roundTrip(ctx context.Context, r *http.Request, method string, b
 		p.jar.SetCookies(p.up, cs)
 	}
 	return resp, usid, nil
+}
+
+// send sends req. When it fails on a reused keep-alive connection before any
+// answer (the server closed the idle connection as the request went out),
+// it is sent once more on a new connection, as browsers do: the transport
+// does that itself only for idempotent methods.
+func (p *Proxy) send(req *http.Request, body []byte) (*http.Response, error) {
+	var reused bool
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	resp, err := p.tr.RoundTrip(req)
+	if err == nil || !reused || req.Context().Err() != nil || !staleConn(err) {
+		return resp, err
+	}
+	retry := req.Clone(req.Context())
+	if body != nil {
+		retry.Body = io.NopCloser(bytes.NewReader(body))
+	} else {
+		retry.Body = http.NoBody
+	}
+	return p.tr.RoundTrip(retry)
+}
+
+// staleConn reports whether err is a connection closed under a request.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }
 
 // restoreAndRetry handles an upstream that forgot a session it created (it
@@ -142,7 +172,7 @@ func (p *Proxy) reinit(ctx context.Context, r *http.Request, sess *session, used
 	if err != nil {
 		return "", err
 	}
-	resp, err := p.tr.RoundTrip(req)
+	resp, err := p.send(req, body)
 	if err != nil {
 		return "", err
 	}
@@ -166,7 +196,7 @@ func (p *Proxy) reinit(ctx context.Context, r *http.Request, sess *session, used
 	if err != nil {
 		return "", err
 	}
-	resp2, err := p.tr.RoundTrip(req2)
+	resp2, err := p.send(req2, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
 	if err != nil {
 		return "", err
 	}
