@@ -10,8 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"syscall"
 	"strings"
+	"syscall"
 	"time"
 
 	"keyport/proxymgr/audit"
