@@ -318,6 +318,7 @@ func (b *bridge) settle() {
 // is unreachable (the request never left) or lost the session (the request
 // was not processed).
 func (b *bridge) forward(c *call) {
+	defer c.cancel() // releases the call's context (registered with the bridge's)
 	defer c.markSent()
 	deadline := time.Now().Add(b.cfg.RequestWait)
 	for attempt := 0; ; attempt++ {
@@ -359,17 +360,19 @@ func (b *bridge) forward(c *call) {
 // deadline) while the bridge reconnects. Initialize and 2026-07-28 requests
 // use no session.
 func (b *bridge) sessionFor(c *call, deadline time.Time) (*session, error) {
-	if c.modern || c.method == "initialize" {
+	if c.method == "initialize" {
 		return nil, nil
 	}
 	for {
 		b.mu.Lock()
 		state, sess, settled, stateErr, lastErr := b.state, b.sess, b.settled, b.stateErr, b.lastErr
 		b.mu.Unlock()
-		switch state {
-		case stateStale, stateDown:
+		switch {
+		case state == stateStale || state == stateDown:
 			return nil, stateErr
-		case stateReconnecting:
+		case c.modern:
+			return nil, nil // 2026-07-28 requests need no session
+		case state == stateReconnecting:
 			c.markSent()
 			t := time.NewTimer(time.Until(deadline))
 			select {
@@ -593,6 +596,7 @@ func (b *bridge) readStreams(ctx context.Context, c *call, sess *session, body i
 		r := newSSEReader(body, b.cfg.MaxMessageSize)
 		r.LastID = lastID
 		err := b.relayEvents(r, c, sess)
+		r.release()
 		if b.isDone(c) {
 			finishStream(body)
 			return resDone, nil
@@ -1052,6 +1056,7 @@ func (b *bridge) listen(sess *session) {
 			r := newSSEReader(resp.Body, b.cfg.MaxMessageSize)
 			r.LastID = lastID
 			err := b.relayEvents(r, nil, sess)
+			r.release()
 			resp.Body.Close()
 			lastID = r.LastID
 			if sess.ctx.Err() != nil {

@@ -180,3 +180,22 @@ func TestFeatures(t *testing.T) {
 		})
 	}
 }
+
+// TestVersionFallback: a client that tries 2026-07-28 first (the go-sdk
+// default) against a server that only speaks the session era gets the
+// server's refusal of server/discover through the bridge, falls back to
+// initialize, and works.
+func TestVersionFallback(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamOptions{})
+	cs := connect(t, bridgeCmd(t, up.url()), "", nil)
+	if got := cs.InitializeResult().ProtocolVersion; got != "2025-11-25" {
+		t.Errorf("negotiated %s, want the fallback 2025-11-25", got)
+	}
+	if got := callText(t, cs, "echo", map[string]any{"text": "x"}); got != "echo: x" {
+		t.Errorf("echo = %q", got)
+	}
+	if len(up.postsFor("server/discover")) == 0 {
+		t.Errorf("the client did not try server/discover first; the test does not test the fallback")
+	}
+}

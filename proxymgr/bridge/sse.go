@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -34,8 +35,23 @@ type sseReader struct {
 	Retry  time.Duration
 }
 
+// readerPool recycles the buffers of event streams: a sequential client
+// opens one stream per request.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 16<<10) }}
+
 func newSSEReader(r io.Reader, max int) *sseReader {
-	return &sseReader{r: bufio.NewReaderSize(r, 32<<10), max: max}
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(r)
+	return &sseReader{r: br, max: max}
+}
+
+// release returns the reader's buffer to the pool; s must not be used after.
+func (s *sseReader) release() {
+	if s.r != nil {
+		s.r.Reset(nil)
+		readerPool.Put(s.r)
+		s.r = nil
+	}
 }
 
 // next returns the next dispatched event. Events with no data lines are not
