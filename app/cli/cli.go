@@ -104,6 +104,7 @@ every verb below works without a graphical session.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.SetVersionTemplate("keyport {{.Version}}\n")
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newConnectCmd())
 	root.AddCommand(newLoginCmd(), newLogoutCmd())
 	return root
 }

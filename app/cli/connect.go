@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"keyport/proxymgr/bridge"
+)
+
+func newConnectCmd() *cobra.Command {
+	var (
+		endpoint    string
+		headers     []string
+		noReconnect bool
+		logFile     string
+		verbose     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "connect [NAME] --url URL",
+		Short: "Bridge a stdio MCP client to a remote streamable-HTTP MCP server",
+		Long: `connect speaks MCP on its standard input and output, for clients that can only
+start stdio servers (Claude Desktop), and forwards every message to a remote
+streamable-HTTP MCP server.
+
+It survives server restarts and network drops (it reconnects, replays the
+session's initialization, and answers requests that cannot complete with an
+error that says what to do), and ends the server session when the client
+closes its input. Logs go to standard error or --log-file, never to standard
+output.
+
+To keep a secret out of the command line, write it as ${VAR} in a --header
+value: connect reads VAR from its environment.`,
+		Example: `  keyport connect --url https://mcp.example.com/mcp
+  keyport connect docs --url http://127.0.0.1:8931/mcp --header 'Authorization: Bearer ${DOCS_TOKEN}'`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if endpoint == "" {
+				if len(a) == 1 {
+					return usage(fmt.Errorf("connect %s: connecting by server name is not available yet; pass the server's endpoint with --url", a[0]))
+				}
+				return usage(errors.New("connect: pass the server's endpoint with --url"))
+			}
+			if err := checkEndpoint(endpoint); err != nil {
+				return usage(err)
+			}
+			h, err := parseHeaders(headers, os.Getenv)
+			if err != nil {
+				return usage(err)
+			}
+			cfg := bridge.Config{
+				URL:           endpoint,
+				AutoReconnect: !noReconnect,
+				Header:        func(context.Context) (http.Header, error) { return h.Clone(), nil },
+			}
+			if len(a) == 1 {
+				cfg.Name = a[0]
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			stdio := IO{In: cmd.InOrStdin(), Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr()}
+			return connectStdio(cmd.Context(), stdio, cfg, logFile, level)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&endpoint, "url", "", "the server's streamable-HTTP MCP endpoint (http:// or https://)")
+	f.StringArrayVar(&headers, "header", nil, "add an HTTP header to every request, as 'Name: value' (repeatable; ${VAR} reads the environment)")
+	f.BoolVar(&noReconnect, "no-auto-reconnect", false, "once connected, do not reconnect after the connection is lost: requests fail instead")
+	f.StringVar(&logFile, "log-file", "", "append logs to this file instead of standard error")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log debug details")
+	return cmd
+}
+
+// connectStdio runs the stdio bridge cfg describes on stdio, with its logs
+// on stdio.Err or appended to logFile. It fills cfg's In, Out and Logger.
+// It returns nil when the client closes the stream or ctx is cancelled
+// (the normal ways a client stops a stdio server).
+func connectStdio(ctx context.Context, stdio IO, cfg bridge.Config, logFile string, level slog.Level) error {
+	logOut := stdio.Err
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("connect: open the log file: %w", err)
+		}
+		defer f.Close()
+		logOut = f
+	}
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	cfg.In, cfg.Out = stdio.In, stdio.Out
+	// A client that goes away closes the pipe: writes must then fail with
+	// EPIPE (so the bridge ends its session) instead of killing the process.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	err := bridge.Run(ctx, cfg)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// checkEndpoint rejects endpoints that are not absolute http(s) URLs.
+func checkEndpoint(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("connect: --url must be an absolute http:// or https:// URL, like https://mcp.example.com/mcp")
+	}
+	return nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// parseHeaders parses 'Name: value' flags, expanding ${VAR} in values with
+// getenv.
+func parseHeaders(flags []string, getenv func(string) string) (http.Header, error) {
+	h := http.Header{}
+	for _, kv := range flags {
+		name, value, ok := strings.Cut(kv, ":")
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		if !ok || name == "" || strings.ContainsFunc(name, func(r rune) bool { return !isTokenChar(r) }) {
+			return nil, fmt.Errorf("connect: --header %q: write it as 'Name: value' with a valid header name", name)
+		}
+		var missing []string
+		value = envRef.ReplaceAllStringFunc(value, func(ref string) string {
+			v := getenv(ref[2 : len(ref)-1])
+			if v == "" {
+				missing = append(missing, ref)
+			}
+			return v
+		})
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("connect: --header %s: the environment variable %s is not set", name, strings.Join(missing, ", "))
+		}
+		if strings.ContainsAny(value, "\r\n\x00") {
+			return nil, fmt.Errorf("connect: --header %s: the value contains a line break", name)
+		}
+		h.Add(name, value)
+	}
+	return h, nil
+}
+
+func isTokenChar(r rune) bool {
+	return r < 0x7f && r > 0x20 && !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
+}
