@@ -18,6 +18,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"runtime"
 	"sync"
 	"time"
 
@@ -141,6 +142,9 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 		// Without a tray nothing could bring the window back: closing quits.
 		u.Window.SetCloseIntercept(u.Quit)
 	}
+	// Subscribe before the first read, so no change falls in between.
+	events, cancel := core.Subscribe()
+	u.stopWatch = cancel
 	u.refreshServers()
 	u.Banner.set(catalogBanner(core.CatalogError()))
 	u.started = true
@@ -148,8 +152,6 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 		on := core.Autostart()
 		u.do(func() { u.autostart = on })
 	})
-	events, cancel := core.Subscribe()
-	u.stopWatch = cancel
 	u.watchDone = make(chan struct{})
 	go u.watch(events)
 	return u
@@ -157,7 +159,7 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 
 func (u *UI) content() fyne.CanvasObject {
 	u.Search = widget.NewEntry()
-	u.Search.SetPlaceHolder("Search servers  (Ctrl+F)")
+	u.Search.SetPlaceHolder("Search servers  (" + shortcutText("F") + ")")
 	u.Search.ActionItem = widget.NewIcon(theme.SearchIcon())
 	u.Search.OnChanged = func(string) { u.applyFilter() }
 	u.Search.OnSubmitted = func(string) {
@@ -219,6 +221,14 @@ func (u *UI) shortcuts() {
 			u.toggleSelected()
 		}
 	})
+}
+
+// shortcutText names a Ctrl/Cmd shortcut the way the OS writes it.
+func shortcutText(key string) string {
+	if runtime.GOOS == "darwin" {
+		return "⌘" + key
+	}
+	return "Ctrl+" + key
 }
 
 // watch is the one event-subscription goroutine: it hands each batch of
