@@ -209,8 +209,14 @@ func (t *clientsTab) preview(clientID string, on bool) {
 func (t *clientsTab) showPreview(clientID string, on bool, ch app.ClientChange) {
 	server := t.name
 	p := &clientPreview{Diff: diffText(ch.Diff)}
+	// Confirm is what "Write the change" does: close the preview and write.
+	// It runs once, however it is reached.
 	p.Confirm = func() {
+		if t.Preview != p {
+			return
+		}
 		t.Preview = nil
+		p.dialog.Hide()
 		t.apply(clientID, server, on)
 	}
 	where := widget.NewLabel("Keyport will change " + ch.Path + ":")
@@ -224,11 +230,10 @@ func (t *clientsTab) showPreview(clientID string, on bool, ch app.ClientChange) 
 		where.SetText(ch.Path + " already has this content; nothing would change.")
 	}
 	d := dialog.NewCustomConfirm("Preview: "+clientName(t.clients, clientID), verb, "Cancel", content, func(ok bool) {
-		if ok && t.Preview == p {
+		if ok {
 			p.Confirm()
-		}
-		if t.Preview == p {
-			t.Preview = nil
+		} else if t.Preview == p {
+			t.Preview = nil // cancelled
 		}
 	}, t.u.Window)
 	p.dialog = d

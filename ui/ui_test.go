@@ -583,3 +583,43 @@ func TestEventBurstsCoalesce(t *testing.T) {
 		t.Errorf("%d events caused %d refreshes, want a handful", events, refreshes)
 	}
 }
+
+func TestClientPreviewCancelWritesNothing(t *testing.T) {
+	core := fakecore.Sample()
+	h := newHarness(t, core)
+	h.selectServer("github")
+	h.selectTab("Clients")
+	ct := h.u.Detail.clients
+	test.Tap(ct.rows["claude-code"].Action)
+	h.waitFor("preview", func() bool { return ct.Preview != nil })
+	c := h.u.Window.Canvas()
+	if top := c.Overlays().Top(); top == nil || !strings.Contains(test.RenderObjectToMarkup(top), "Write the change") {
+		t.Fatal("no preview dialog with a Write button")
+	}
+	ct.Preview.dialog.Hide() // Cancel
+	h.settle()
+	if ct.Preview != nil || c.Overlays().Top() != nil {
+		t.Error("the preview stays after Cancel")
+	}
+	for _, call := range core.Calls() {
+		if strings.HasPrefix(call, "ApplyClient") {
+			t.Errorf("Cancel wrote: %s", call)
+		}
+	}
+	// Confirming closes the dialog and writes once.
+	test.Tap(ct.rows["claude-code"].Action)
+	h.waitFor("preview", func() bool { return ct.Preview != nil })
+	p := ct.Preview
+	p.Confirm()
+	p.Confirm()
+	h.waitFor("written", func() bool { return ct.rows["claude-code"].State.text == "connected" })
+	n := 0
+	for _, call := range core.Calls() {
+		if strings.HasPrefix(call, "ApplyClient claude-code") {
+			n++
+		}
+	}
+	if n != 1 || c.Overlays().Top() != nil {
+		t.Errorf("confirm wrote %d times; dialog open: %t", n, c.Overlays().Top() != nil)
+	}
+}
