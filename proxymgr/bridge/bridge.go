@@ -87,6 +87,7 @@ type call struct {
 	sessionID string // Mcp-Session-Id of an initialize response
 
 	staleRetried bool // resent once after a stale keep-alive connection
+	nameRetried  bool // resent once with a plain Mcp-Name
 }
 
 func (c *call) markSent() { c.sentOnce.Do(func() { close(c.sent) }) }
@@ -104,6 +105,10 @@ type bridge struct {
 	wg      sync.WaitGroup // every goroutine but the input reader
 
 	nextID atomic.Int64 // ids of the bridge's own requests
+
+	// rawName: the server rejected a base64-encoded Mcp-Name (it compares
+	// without decoding), so names go out as plain UTF-8.
+	rawName atomic.Bool
 
 	toolsMu sync.Mutex
 	tools   toolHeaders
@@ -331,6 +336,8 @@ func (b *bridge) forward(c *call) {
 		switch res {
 		case resDone:
 			return
+		case resResend:
+			continue
 		case resSessionLost:
 			b.sessionLost(sess, err)
 			if !b.canRecover() {
@@ -435,6 +442,7 @@ const (
 	resDone        result = iota // answered, or nothing more to do
 	resRetry                     // not delivered: safe to send again
 	resSessionLost               // the server does not know the session: not processed
+	resResend                    // refused before processing; send again now, differently
 )
 
 var errSessionMissing = errors.New("the server no longer knows the session (HTTP 404): it probably restarted")
@@ -500,9 +508,38 @@ func (b *bridge) exchange(c *call, sess *session) (result, error) {
 		}
 		return resDone, nil
 	default:
-		b.answerHTTPError(c, resp)
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if b.retryPlainName(c, req, resp.StatusCode, data) {
+			return resResend, nil
+		}
+		b.answerHTTPError(c, resp.StatusCode, resp.Status, data)
 		return resDone, nil
 	}
+}
+
+// retryPlainName reports whether a request rejected with HeaderMismatch
+// (-32020) about Mcp-Name, whose name the bridge had base64-encoded as the
+// specification requires, should be sent again with the plain name: some
+// servers compare Mcp-Name without decoding it. A rejected request was not
+// processed, so sending it again is safe; it happens once per request, and
+// the bridge then sends plain names to this server.
+func (b *bridge) retryPlainName(c *call, req *http.Request, status int, body []byte) bool {
+	if status != http.StatusBadRequest || c.nameRetried || !strings.HasPrefix(req.Header.Get(hdrName), b64Prefix) {
+		return false
+	}
+	m, err := parseMessage(bytes.TrimSpace(body))
+	if err != nil || m.errObj == nil {
+		return false
+	}
+	code, msg := field(m.errObj, "code"), field(m.errObj, "message")
+	if string(code) != "-32020" || !bytes.Contains(msg, []byte(hdrName)) {
+		return false
+	}
+	c.nameRetried = true
+	if !b.rawName.Swap(true) {
+		b.log.Info("the server does not decode base64 Mcp-Name values; sending names as plain UTF-8")
+	}
+	return true
 }
 
 // readJSON relays a single JSON response body.
@@ -787,8 +824,7 @@ func (b *bridge) answerError(c *call, text string) {
 // answerHTTPError answers c after an HTTP error status: with the JSON-RPC
 // error the body carries, if any (a proxy saying "sign in ..."), otherwise
 // with a message built from the status.
-func (b *bridge) answerHTTPError(c *call, resp *http.Response) {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+func (b *bridge) answerHTTPError(c *call, statusCode int, status string, data []byte) {
 	if m, err := parseMessage(bytes.TrimSpace(data)); err == nil && m.errObj != nil && m.errObj[0] == '{' {
 		out := []byte(`{"jsonrpc":"2.0","id":`)
 		out = append(out, c.rawID...)
@@ -807,16 +843,16 @@ func (b *bridge) answerHTTPError(c *call, resp *http.Response) {
 		detail = ": " + detail
 	}
 	var text string
-	switch resp.StatusCode {
+	switch statusCode {
 	case http.StatusUnauthorized, http.StatusForbidden:
 		text = fmt.Sprintf("%s refused the request (HTTP %s%s): sign in to %s in Keyport, or check its credentials",
-			b.cfg.Name, resp.Status, detail, b.cfg.Name)
+			b.cfg.Name, status, detail, b.cfg.Name)
 	case http.StatusTooManyRequests:
-		text = fmt.Sprintf("%s is rate limiting requests (HTTP %s%s): retry later", b.cfg.Name, resp.Status, detail)
+		text = fmt.Sprintf("%s is rate limiting requests (HTTP %s%s): retry later", b.cfg.Name, status, detail)
 	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-		text = fmt.Sprintf("%s unreachable (HTTP %s%s): retry in a moment", b.cfg.Name, resp.Status, detail)
+		text = fmt.Sprintf("%s unreachable (HTTP %s%s): retry in a moment", b.cfg.Name, status, detail)
 	default:
-		text = fmt.Sprintf("%s answered %q with HTTP %s%s", b.cfg.Name, c.method, resp.Status, detail)
+		text = fmt.Sprintf("%s answered %q with HTTP %s%s", b.cfg.Name, c.method, status, detail)
 	}
 	b.answerError(c, text)
 }
@@ -983,7 +1019,7 @@ func (b *bridge) newRequest(ctx context.Context, method string, sess *session, m
 	}
 	if m != nil && m.method != "" && version >= version20260728 {
 		b.toolsMu.Lock()
-		setStandardHeaders(req.Header, m, &b.tools)
+		setStandardHeaders(req.Header, m, &b.tools, b.rawName.Load())
 		b.toolsMu.Unlock()
 	}
 	return req, nil
@@ -1307,8 +1343,11 @@ func (b *bridge) internalCall(sess *session, method string, params []byte) (*mes
 	c := b.newCall(&m, ch)
 	defer c.cancel()
 	res, err := b.exchange(c, sess)
+	if res == resResend {
+		res, err = b.exchange(c, sess)
+	}
 	switch res {
-	case resRetry:
+	case resRetry, resResend:
 		return nil, "", b.unreachable(err)
 	case resSessionLost:
 		return nil, "", err

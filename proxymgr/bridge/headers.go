@@ -66,10 +66,16 @@ func nameOf(method string, params []byte) (string, bool) {
 
 // setStandardHeaders adds the SEP-2243 request headers of a 2026-07-28 (or
 // later) request: Mcp-Method, Mcp-Name and the tool's Mcp-Param-* headers.
-func setStandardHeaders(h http.Header, m *message, tools *toolHeaders) {
+// rawName sends a name that needs encoding as plain UTF-8 instead, for
+// servers that compare Mcp-Name without decoding it (go-sdk v1.8.0).
+func setStandardHeaders(h http.Header, m *message, tools *toolHeaders, rawName bool) {
 	h.Set(hdrMethod, m.method)
 	if name, ok := nameOf(m.method, m.params); ok {
-		h.Set(hdrName, encodeHeaderValue(name))
+		if rawName && !strings.ContainsAny(name, "\r\n\x00") {
+			h.Set(hdrName, name)
+		} else {
+			h.Set(hdrName, encodeHeaderValue(name))
+		}
 		if m.method == "tools/call" {
 			for k, v := range tools.paramHeaders(name, m.params) {
 				h.Set(k, v)

@@ -127,7 +127,7 @@ func TestFilterToolsAndParamHeaders(t *testing.T) {
 
 	m, _ := parseMessage([]byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sql","arguments":{"region":"Zürich","n":42.0,"ok":true,"query":"x"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}`))
 	h := http.Header{}
-	setStandardHeaders(h, &m, &th)
+	setStandardHeaders(h, &m, &th, false)
 	want := map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "sql", "Mcp-Param-Region": "=?base64?WsO8cmljaA==?=", "Mcp-Param-N": "42", "Mcp-Param-Ok": "true"}
 	for k, v := range want {
 		if h.Get(k) != v {
@@ -137,7 +137,7 @@ func TestFilterToolsAndParamHeaders(t *testing.T) {
 	// Absent, null and non-primitive values produce no header.
 	m, _ = parseMessage([]byte(`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"sql","arguments":{"region":null,"n":1.5}}}`))
 	h = http.Header{}
-	setStandardHeaders(h, &m, &th)
+	setStandardHeaders(h, &m, &th, false)
 	for _, k := range []string{"Mcp-Param-Region", "Mcp-Param-N", "Mcp-Param-Ok"} {
 		if h.Get(k) != "" {
 			t.Errorf("%s = %q; want no header", k, h.Get(k))

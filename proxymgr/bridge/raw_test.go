@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"keyport/proxymgr/bridge"
 )
@@ -345,5 +348,31 @@ func TestConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want %q", tc.cfg.URL, err, tc.want)
 		}
+	}
+}
+
+// TestPlainNameFallback: Mcp-Name is base64-encoded when the name is not
+// plain ASCII, as the specification requires; a server that compares it
+// without decoding (go-sdk v1.8.0) answers HeaderMismatch, and the bridge
+// sends the request again once with the plain name, then keeps doing so.
+func TestPlainNameFallback(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamOptions{stateless: true})
+	up.mcpServer().AddTool(&mcp.Tool{Name: "héllo", InputSchema: map[string]any{"type": "object"}},
+		func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return textResult("hi"), nil })
+	r := startRaw(t, bridge.Config{URL: up.url()})
+	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
+	for id := range 2 {
+		r.send(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"h\u00e9llo","arguments":{},%s}}`, id, meta))
+		if got := r.recv(); !strings.Contains(got, `"text":"hi"`) {
+			t.Fatalf("call %d: %s", id, got)
+		}
+	}
+	var names []string
+	for _, h := range up.postsFor("tools/call") {
+		names = append(names, h.Get("Mcp-Name"))
+	}
+	if strings.Join(names, ",") != "=?base64?aMOpbGxv?=,héllo,héllo" {
+		t.Errorf("Mcp-Name headers sent: %q", names)
 	}
 }
