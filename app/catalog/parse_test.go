@@ -128,11 +128,11 @@ func TestParseErrors(t *testing.T) {
 		{"bad scope", "servers:\n  - name: a\n    url: https://a.example\n    auth:\n      type: oauth\n      scopes: [\"a b\"]\n",
 			`servers.yaml:6: servers[0].auth.scopes[0]: "a b" is not a valid OAuth scope (no spaces or quotes)`},
 		{"bad regex", "servers:\n  - name: a\n    url: https://a.example\n    tools:\n      allow:\n        - get_*\n        - ^(a$\n",
-			`servers.yaml:7: servers[0].tools.allow[1]: "^(a$" is not a valid regular expression: missing closing ): ^(a$`},
+			"servers.yaml:7: servers[0].tools.allow[1]: \"^(a$\": invalid regular expression: error parsing regexp: missing closing ): `^(a$`"},
 		{"unanchored regex", "servers:\n  - name: a\n    url: https://a.example\n    tools:\n      deny: [\"^delete_.*\"]\n",
-			`servers.yaml:5: servers[0].tools.deny[0]: "^delete_.*" starts with ^ but does not end with $: write regular expressions as ^...$`},
+			`servers.yaml:5: servers[0].tools.deny[0]: "^delete_.*": write regular expressions as ^...$ (both anchors), or use a glob such as delete_*`},
 		{"bad glob", "servers:\n  - name: a\n    url: https://a.example\n    tools:\n      deny: [\"get_[\"]\n",
-			`servers.yaml:5: servers[0].tools.deny[0]: "get_[" is not a valid glob: syntax error in pattern`},
+			`servers.yaml:5: servers[0].tools.deny[0]: "get_[": unclosed [ in glob; close the character class with ]`},
 		{"empty pattern", "servers:\n  - name: a\n    url: https://a.example\n    tools:\n      deny: [\"\"]\n",
 			"servers.yaml:5: servers[0].tools.deny[0]: empty pattern"},
 		{"tools allow a string", "servers:\n  - name: a\n    url: https://a.example\n    tools:\n      allow: get_*\n",
@@ -270,4 +270,31 @@ func FuzzParse(f *testing.F) {
 			seen[s.Name] = true
 		}
 	})
+}
+
+func TestCheckToolPattern(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ pattern, want string }{
+		{"search_code", ""},
+		{"get_*", ""},
+		{"read_?", ""},
+		{"[a-c]*", ""},
+		{"^(get|list)_.*$", ""},
+		{"", "empty pattern"},
+		{"get *", `"get *" contains spaces or control characters (tool names have none)`},
+		{"^get_.*", `"^get_.*": write regular expressions as ^...$ (both anchors), or use a glob such as delete_*`},
+		{"get_.*$", `"get_.*$": write regular expressions as ^...$ (both anchors), or use a glob such as delete_*`},
+		{"^", `"^": write regular expressions as ^...$ (both anchors), or use a glob such as delete_*`},
+		{"^[a-$", "\"^[a-$\": invalid regular expression: error parsing regexp: invalid character class range: `a-$`"},
+		{"get_[", `"get_[": unclosed [ in glob; close the character class with ]`},
+	}
+	for _, tt := range tests {
+		got := ""
+		if err := CheckToolPattern(tt.pattern); err != nil {
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("CheckToolPattern(%q) = %q, want %q", tt.pattern, got, tt.want)
+		}
+	}
 }

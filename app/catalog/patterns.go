@@ -3,17 +3,18 @@ package catalog
 import (
 	"errors"
 	"fmt"
-	"path"
-	"regexp"
-	"regexp/syntax"
 	"strings"
 	"unicode"
+
+	"keyport/proxymgr/policy"
 )
 
 // CheckToolPattern validates one tools.allow/deny pattern: a literal tool
 // name, a glob (`*`, `?`, `[...]`), or a regular expression anchored as
-// `^...$`. It mirrors the proxy's policy compiler (proxymgr/policy), so a
-// pattern accepted here is never rejected when a proxy starts.
+// `^...$`. It compiles the pattern with the proxy's own compiler
+// (proxymgr/policy), so a pattern accepted here never fails when a proxy
+// starts; before that it catches half-anchored regular expressions, which
+// the compiler would silently take as globs.
 func CheckToolPattern(p string) error {
 	if p == "" {
 		return errors.New("empty pattern")
@@ -21,26 +22,14 @@ func CheckToolPattern(p string) error {
 	if strings.IndexFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
 		return fmt.Errorf("%q contains spaces or control characters (tool names have none)", p)
 	}
-	if strings.HasPrefix(p, "^") {
-		if !strings.HasSuffix(p, "$") {
-			return fmt.Errorf("%q starts with ^ but does not end with $: write regular expressions as ^...$", p)
-		}
-		if _, err := regexp.Compile(p); err != nil {
-			var se *syntax.Error
-			if errors.As(err, &se) {
-				return fmt.Errorf("%q is not a valid regular expression: %s: %s", p, se.Code, se.Expr)
-			}
-			return fmt.Errorf("%q is not a valid regular expression: %v", p, err)
-		}
-		return nil
+	if strings.HasPrefix(p, "^") != strings.HasSuffix(p, "$") || p == "^" || p == "$" {
+		return fmt.Errorf("%q: write regular expressions as ^...$ (both anchors), or use a glob such as delete_*", p)
 	}
-	if strings.HasSuffix(p, "$") {
-		return fmt.Errorf("%q ends with $ but does not start with ^: write regular expressions as ^...$", p)
-	}
-	if strings.ContainsAny(p, "*?[") {
-		if _, err := path.Match(p, ""); err != nil {
-			return fmt.Errorf("%q is not a valid glob: %v", p, err)
+	if _, err := policy.Compile([]string{p}, nil); err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner // drop the compiler's "tool policy: allow pattern 1" context
 		}
+		return fmt.Errorf("%q: %v", p, err)
 	}
 	return nil
 }
