@@ -86,6 +86,7 @@ type Proxy struct {
 	lastErr   string
 	port      int
 	srv       *http.Server
+	ln        net.Listener
 	serveDone chan struct{} // closed when Serve returns
 	serveFail error         // why Serve returned, if it failed
 	started   bool
@@ -195,6 +196,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 	}
 	p.mu.Lock()
 	p.srv = srv
+	p.ln = ln
 	p.port = ln.Addr().(*net.TCPAddr).Port
 	p.mu.Unlock()
 	if p.up.Scheme == "http" && p.cfg.Credentials != nil && !isLoopbackHost(p.up.Hostname()) {

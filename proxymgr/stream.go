@@ -2,6 +2,7 @@ package proxymgr
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -430,7 +431,7 @@ func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 	}
 	_ = ctl.Flush()
 	err := p.pumpSSE(w, ctl, resp.Body, rc)
-	if err != nil && !errors.Is(err, errClientGone) && r.Context().Err() == nil {
+	if err != nil && !errors.Is(err, errClientGone) && !errors.Is(err, context.Canceled) && r.Context().Err() == nil {
 		// The upstream broke off mid-stream (it crashed or restarted): answer
 		// what it will never answer rather than leave the client waiting.
 		why := fmt.Sprintf("%s unreachable: the stream broke off (%s)", p.name, reason(err))
