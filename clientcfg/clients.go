@@ -476,6 +476,16 @@ func (c Client) UserTargets(env Env) []Target {
 	return out
 }
 
+// AllUserTargets returns the user-scope targets of every client on env
+// (main files first within each client, then install variants present).
+func AllUserTargets(env Env) []Target {
+	var out []Target
+	for _, c := range clientTable {
+		out = append(out, c.UserTargets(env)...)
+	}
+	return out
+}
+
 // UserTarget returns the client's main user-scope file on env.
 func (c Client) UserTarget(env Env) (Target, error) {
 	for _, t := range c.UserTargets(env) {

@@ -77,6 +77,9 @@ func TestClientTable(t *testing.T) {
 			t.Errorf("client %q is missing", id)
 		}
 	}
+	if n := len(AllUserTargets(fakeEnv("linux", "/h", nil))); n != 6 {
+		t.Errorf("AllUserTargets = %d targets, want 6", n)
+	}
 	if c, _ := Lookup("claude"); c.RemoteCapable() {
 		t.Error("Claude Desktop must be stdio-only")
 	}

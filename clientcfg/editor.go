@@ -259,21 +259,45 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 			ch.Diff = unifiedDiff(t.Path, raw, p.out, p.secrets)
 			return ch, nil
 		}
-		// The check of the new text runs while the backup and the temp file
-		// are written and fsynced; nothing is renamed until it passed.
+		// The check of the new text and the backup run while the temp file
+		// is written and fsynced; nothing is renamed until both are done.
 		verified := make(chan error, 1)
-		go func() { verified <- p.verify() }()
-		backup := ""
-		if info != nil {
-			if backup, err = e.st.backup(file, raw); err != nil {
-				return ch, err
-			}
+		var after string
+		go func() {
+			err := p.verify()
+			after = sum(p.out)
+			verified <- err
+		}()
+		type backupResult struct {
+			name string
+			err  error
 		}
+		backedUp := make(chan backupResult, 1)
+		go func() {
+			if info == nil {
+				backedUp <- backupResult{}
+				return
+			}
+			name, err := e.st.backup(file, raw)
+			backedUp <- backupResult{name, err}
+		}()
 		if e.beforeCommit != nil {
 			e.beforeCommit(file)
 		}
+		var waited bool
+		var backup string
+		wait := func() error {
+			waited = true
+			verr := <-verified
+			b := <-backedUp
+			backup = b.name
+			if verr != nil {
+				return verr
+			}
+			return b.err
+		}
 		err = writeAtomic(file, p.out, info, func() error {
-			if err := <-verified; err != nil {
+			if err := wait(); err != nil {
 				return err
 			}
 			cur, curInfo, err := readFile(file)
@@ -283,24 +307,24 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 			if (curInfo == nil) != (info == nil) || !bytes.Equal(cur, raw) {
 				return errConflict
 			}
+			// Known before the rename, so the watcher never mistakes it.
+			e.remember(file, after)
 			return nil
 		})
+		if !waited {
+			_ = wait()
+		}
+		if err != nil && backup != "" {
+			os.Remove(filepath.Join(e.st.fileDir(file), backup))
+		}
 		if errors.Is(err, errConflict) {
 			e.log.Debug("config changed during edit; re-reading", "file", file, "attempt", attempt+1)
-			if backup != "" {
-				os.Remove(filepath.Join(e.st.fileDir(file), backup))
-			}
 			continue
 		}
 		if err != nil {
-			if backup != "" {
-				os.Remove(filepath.Join(e.st.fileDir(file), backup))
-			}
 			return ch, err
 		}
 		ch.Diff = unifiedDiff(t.Path, raw, p.out, p.secrets)
-		after := sum(p.out)
-		e.remember(file, after)
 		if err := e.st.record(file, &journalEntry{Time: e.opts.Now().UTC(), Op: op.String(), Backup: backup, After: after}); err != nil {
 			e.log.Warn("could not record the change for undo", "file", file, "err", err)
 		}

@@ -8,5 +8,4 @@ import (
 )
 
 func keepOwner(*os.File, fs.FileInfo) {}
-func syncDir(string)                  {}
 func isSharingViolation(error) bool   { return false }

@@ -19,12 +19,4 @@ func keepOwner(f *os.File, old fs.FileInfo) {
 	}
 }
 
-// syncDir flushes a directory entry change (the rename) to disk.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-}
-
 func isSharingViolation(error) bool { return false }

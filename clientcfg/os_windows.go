@@ -11,8 +11,6 @@ import (
 
 func keepOwner(*os.File, fs.FileInfo) {}
 
-func syncDir(string) {}
-
 // Windows error codes returned while another process holds the file open
 // without FILE_SHARE_DELETE.
 const (

@@ -125,20 +125,31 @@ func targetKey(p string) string {
 }
 
 // Add starts watching t (replacing an earlier target with the same path).
+// The file's state when Add returns is the baseline: later changes are
+// reported, the current state is not (read it with Editor.Status).
 func (w *Watcher) Add(t Target) error {
 	key := targetKey(t.Path)
 	wt := &watched{t: t, key: key}
-	wt.fp, wt.fileSum, _, _ = w.fingerprint(wt)
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		w.mu.Unlock()
 		return errors.New("the watcher is closed")
 	}
 	if old, ok := w.targets[key]; ok {
 		w.dropLocked(old)
 	}
 	w.targets[key] = wt
-	return w.rewatchLocked(wt)
+	// Watch first, then read the baseline: a change in between is either
+	// in the baseline or reported.
+	err := w.rewatchLocked(wt)
+	w.mu.Unlock()
+	fp, fileSum, _, _ := w.fingerprint(&watched{t: t, key: key})
+	w.mu.Lock()
+	if wt.fp == "" {
+		wt.fp, wt.fileSum = fp, fileSum
+	}
+	w.mu.Unlock()
+	return err
 }
 
 // Remove stops watching t.

@@ -69,7 +69,9 @@ var errConflict = errors.New("the file changed while Keyport was editing it")
 
 // writeAtomic replaces real with data: a temp file in the same directory,
 // written, given the old file's mode (and owner, when running as root),
-// fsynced, then renamed over real, and the directory fsynced. Missing
+// fsynced, then renamed over real. (The directory is not fsynced: after a
+// crash the file is the old or the new version, both complete; only the
+// durability of the new one is not waited for.) Missing
 // directories are created 0700; a new file is 0600. precommit runs just
 // before the rename; if it fails nothing is replaced.
 func writeAtomic(real string, data []byte, old fs.FileInfo, precommit func() error) (err error) {
@@ -113,7 +115,6 @@ func writeAtomic(real string, data []byte, old fs.FileInfo, precommit func() err
 	if err = renameRetry(name, real, os.Rename, isSharingViolation, time.Sleep); err != nil {
 		return fmt.Errorf("replace %s: %w", real, err)
 	}
-	syncDir(dir)
 	return nil
 }
 
