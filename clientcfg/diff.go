@@ -3,6 +3,7 @@ package clientcfg
 import (
 	"bytes"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -88,7 +89,22 @@ func unifiedDiff(name string, a, b []byte, secrets []string) string {
 		q := quote(s)
 		out = strings.ReplaceAll(out, q[1:len(q)-1], "[redacted]")
 	}
-	return out
+	return redactJSONSecrets(out)
+}
+
+var (
+	// "GITHUB_TOKEN": "…", "OPENAI_API_KEY": "…", "Authorization": "…"…
+	secretFieldRE = regexp.MustCompile(`(?i)("[^"\\\n]*(?:token|secret|passw|authorization|api[-_]?key|apikey|credential|cookie|private[-_]?key)[^"\\\n]*"\s*:\s*")((?:[^"\\\n]|\\.)+)(")`)
+	// a bare "Bearer x" / "Basic x" value under any key
+	bearerRE = regexp.MustCompile(`(?i)("(?:bearer|basic)\s+)((?:[^"\\\n]|\\.)+)(")`)
+)
+
+// redactJSONSecrets hides the values of fields whose names look secret and
+// of Bearer/Basic credentials, so a diff shown or logged leaks no
+// neighbouring server's API key.
+func redactJSONSecrets(s string) string {
+	s = secretFieldRE.ReplaceAllString(s, "${1}[redacted]${3}")
+	return bearerRE.ReplaceAllString(s, "${1}[redacted]${3}")
 }
 
 // backLines returns the start of the line n lines above the one holding pos.

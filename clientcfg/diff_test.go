@@ -122,3 +122,30 @@ func TestUnifiedDiffRedactsAndNumbers(t *testing.T) {
 		t.Errorf("diff:\n%s\nwant\n%s", d, want)
 	}
 }
+
+func TestDiffRedactsNeighbourSecrets(t *testing.T) {
+	t.Parallel()
+	before := []byte(`{
+  "mcpServers": {
+    "github": {
+      "command": "npx",
+      "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": "ghp_abcdefghijklmnop", "OPENAI_API_KEY": "sk-1234567890"},
+      "headers": {"X-Custom": "Bearer eyJhbGciOi.payload.sig", "Authorization": "Basic dXNlcjpwYXNz"}
+    }
+  },
+  "theme": "dark"
+}
+`)
+	after := []byte(strings.Replace(string(before), `"command": "npx"`, `"command": "npx2"`, 1))
+	d := unifiedDiff("x.json", before, after, nil)
+	for _, leak := range []string{"ghp_abcdefghijklmnop", "sk-1234567890", "eyJhbGciOi", "dXNlcjpwYXNz"} {
+		if strings.Contains(d, leak) {
+			t.Errorf("diff leaks %q:\n%s", leak, d)
+		}
+	}
+	for _, keep := range []string{`-      "command": "npx",`, `+      "command": "npx2",`, `"GITHUB_PERSONAL_ACCESS_TOKEN": "[redacted]"`, `"X-Custom": "Bearer [redacted]"`} {
+		if !strings.Contains(d, keep) {
+			t.Errorf("diff lacks %q:\n%s", keep, d)
+		}
+	}
+}

@@ -326,6 +326,7 @@ func TestMalformedNeverWritten(t *testing.T) {
 		{"trailing-garbage", "{}\n{}", 2, 1, "not valid JSON"},
 		{"unicode-column", "{\"ä\": 1 x}", 1, 9, "not valid JSON"},
 		{"only-comment", "// just a comment\n", 2, 1, "not valid JSON"},
+		{"bad-escape-no-leak", "{\"env\": {\"TOKEN\": \"sk-very-secret\\q\"}}", 1, 19, "invalid string"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -346,6 +347,9 @@ func TestMalformedNeverWritten(t *testing.T) {
 				}
 				if ce.Path != p || ce.Line != tc.line || ce.Column != tc.col || !strings.Contains(ce.Msg, tc.msg) {
 					t.Errorf("%s: got %s:%d:%d %q; want line %d col %d %q", op, ce.Path, ce.Line, ce.Column, ce.Msg, tc.line, tc.col, tc.msg)
+				}
+				if strings.Contains(err.Error(), "sk-very-secret") {
+					t.Errorf("error leaks file content: %v", err)
 				}
 				if !strings.Contains(err.Error(), p) || !lineColRE.MatchString(err.Error()) || !strings.Contains(err.Error(), "unchanged") {
 					t.Errorf("error does not name file, line and column: %v", err)

@@ -103,7 +103,12 @@ func parseError(path string, src []byte, err error) error {
 			col = utf8.RuneCount(src[start:end]) + 1
 		}
 	}
-	return &ConfigError{Path: path, Line: line, Column: col, Msg: "not valid JSON (comments and trailing commas are fine): " + m[3]}
+	msg := m[3]
+	if strings.HasPrefix(msg, "invalid literal:") {
+		// hujson quotes the whole literal, which may be a secret.
+		msg = "invalid string, number or keyword (check escapes, control characters, quotes)"
+	}
+	return &ConfigError{Path: path, Line: line, Column: col, Msg: "not valid JSON (comments and trailing commas are fine): " + msg}
 }
 
 // lineOffset returns the offset where 1-based line starts, or -1.
