@@ -33,6 +33,16 @@ type ToolPolicy struct {
 // AuditConfig configures a proxy's audit log (see package audit).
 type AuditConfig = audit.Config
 
+// AuditParams says how much of request params the audit log keeps.
+type AuditParams = audit.ParamsMode
+
+// Audit params modes.
+const (
+	AuditParamsNone     = audit.ParamsNone
+	AuditParamsRedacted = audit.ParamsRedacted
+	AuditParamsFull     = audit.ParamsFull
+)
+
 // Defaults.
 const (
 	DefaultMaxBodyBytes    = 4 << 20 // request bodies above this get 413

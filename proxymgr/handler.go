@@ -20,6 +20,16 @@ import (
 	"keyport/proxymgr/audit"
 )
 
+// HealthPath is the proxy's health endpoint: a GET answers 200 with the
+// server's name in the HealthServerHeader header and a small JSON status,
+// so a CLI can tell Keyport's proxy for a server from another program on
+// its port. It needs no local token (it reveals only the name and state)
+// but the Host and Origin checks apply.
+const HealthPath = "/.keyport/health"
+
+// HealthServerHeader carries the server name in health answers.
+const HealthServerHeader = "Keyport-Server"
+
 const (
 	headerSessionID = "Mcp-Session-Id"
 	headerProtocol  = "Mcp-Protocol-Version"
@@ -64,6 +74,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.checkLocal(w, r) {
 		return
 	}
+	if r.URL.Path == HealthPath && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		p.health(w)
+		return
+	}
 	if r.URL.Path != "/" && r.URL.Path != "/mcp" {
 		p.reject(w, http.StatusNotFound, nil, codeInvalidRequest, fmt.Sprintf("%s: no MCP endpoint at %s; use /mcp (or /)", p.name, r.URL.Path))
 		return
@@ -81,6 +95,17 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.serveOther(w, r)
+}
+
+func (p *Proxy) health(w http.ResponseWriter) {
+	st := p.Status()
+	b, _ := json.Marshal(struct {
+		Server string `json:"server"`
+		State  State  `json:"state"`
+	}{st.Name, st.State})
+	w.Header().Set(HealthServerHeader, p.name)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, b)
 }
 
 // reject answers with a JSON-RPC error the proxy produced itself.
@@ -173,7 +198,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	p.bytesIn.Add(uint64(len(body)))
+	p.bytesIn.Add(int64(len(body)))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -284,7 +309,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusBadRequest
 		}
 		out := joinResponses(local, batch)
-		p.bytesOut.Add(uint64(len(out)))
+		p.bytesOut.Add(int64(len(out)))
 		p.changed(false)
 		writeJSON(w, status, out)
 		return
@@ -521,7 +546,7 @@ func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = b
-		p.bytesIn.Add(uint64(len(b)))
+		p.bytesIn.Add(int64(len(b)))
 	}
 	rc := &respCtx{p: p, sess: sess, sid: sid, local: &tracker{}}
 	resp, usedSID, err := p.roundTrip(ctx, r, r.Method, body, sess)

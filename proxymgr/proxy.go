@@ -36,14 +36,14 @@ const (
 
 // Counters are a proxy's traffic counters since it started.
 type Counters struct {
-	Requests   uint64 // JSON-RPC requests and notifications from clients
-	Errors     uint64 // requests answered with an error (by the proxy or the server)
-	Denials    uint64 // tool calls the policy denied
-	BytesIn    uint64 // request body bytes from clients
-	BytesOut   uint64 // response body bytes to clients
-	Sessions   int64  // open MCP sessions
-	Streams    int64  // open SSE responses
-	AuditDrops uint64 // audit events dropped because the writer fell behind
+	Requests   int64 // JSON-RPC requests and notifications from clients
+	Errors     int64 // requests answered with an error (by the proxy or the server)
+	Denials    int64 // tool calls the policy denied
+	BytesIn    int64 // request body bytes from clients
+	BytesOut   int64 // response body bytes to clients
+	Sessions   int64 // open MCP sessions
+	Streams    int64 // open SSE responses
+	AuditDrops int64 // audit events dropped because the writer fell behind
 }
 
 // Status is a snapshot of a proxy.
@@ -94,7 +94,7 @@ type Proxy struct {
 	streams   map[*context.CancelFunc]struct{} // standalone GET streams
 	probing   bool
 
-	requests, errs, denials, bytesIn, bytesOut atomic.Uint64
+	requests, errs, denials, bytesIn, bytesOut atomic.Int64
 	streamsOpen                                atomic.Int64
 	lat                                        latencyRing
 
@@ -315,7 +315,7 @@ func (p *Proxy) Status() Status {
 		BytesOut:   p.bytesOut.Load(),
 		Sessions:   int64(p.sessions.len()),
 		Streams:    p.streamsOpen.Load(),
-		AuditDrops: p.audit.Drops(),
+		AuditDrops: int64(p.audit.Drops()),
 	}
 	st.Latency = p.lat.median()
 	return st

@@ -296,3 +296,25 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("status of a new proxy: %+v", st)
 	}
 }
+
+func TestHealth(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, false)
+	p := startProxy(t, Config{Name: "gh", Upstream: up.url(), LocalToken: "tok-abcdef"})
+	resp, err := http.Get("http://" + p.Addr() + HealthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get(HealthServerHeader) != "gh" || !strings.Contains(string(b), `"state":"running"`) {
+		t.Fatalf("health: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
+	code, _, _ := rawPost(t, "http://"+p.Addr()+HealthPath, map[string]string{"Host": "evil.example.com:" + p.Addr()[len("127.0.0.1:"):]}, "{}")
+	if code != http.StatusForbidden {
+		t.Fatalf("health with a foreign Host: %d", code)
+	}
+	if n := len(up.recorded()); n != 0 {
+		t.Fatalf("health reached the upstream (%d requests)", n)
+	}
+}

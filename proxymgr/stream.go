@@ -210,7 +210,7 @@ func (rc *respCtx) answerAll(w http.ResponseWriter, status, code int, msg, outco
 	p.errs.Add(1)
 	p.changed(false)
 	body := joinResponses(rs, rc.batch)
-	p.bytesOut.Add(uint64(len(body)))
+	p.bytesOut.Add(int64(len(body)))
 	writeJSON(w, status, body)
 }
 
@@ -269,7 +269,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 			rc.finishLocal(audit.OutcomeNoResponse, "")
 			body := joinResponses(rc.localResp, rc.batch)
 			copyResponseHeaders(w.Header(), resp.Header, rc.sess)
-			p.bytesOut.Add(uint64(len(body)))
+			p.bytesOut.Add(int64(len(body)))
 			writeJSON(w, http.StatusOK, body)
 			return
 		}
@@ -281,7 +281,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		copyResponseHeaders(w.Header(), resp.Header, rc.sess)
 		w.WriteHeader(resp.StatusCode)
 		n, _ := io.Copy(w, resp.Body)
-		p.bytesOut.Add(uint64(n))
+		p.bytesOut.Add(int64(n))
 	case ct == "application/json":
 		p.relayJSON(w, resp, rc)
 	case resp.StatusCode >= 400:
@@ -298,7 +298,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		copyResponseHeaders(w.Header(), resp.Header, rc.sess)
 		w.WriteHeader(resp.StatusCode)
 		n, _ := io.Copy(w, resp.Body)
-		p.bytesOut.Add(uint64(n))
+		p.bytesOut.Add(int64(n))
 	}
 }
 
@@ -370,7 +370,7 @@ func (p *Proxy) relayJSON(w http.ResponseWriter, resp *http.Response, rc *respCt
 		w.WriteHeader(resp.StatusCode)
 		n1, _ := w.Write(buf)
 		n2, _ := io.Copy(w, resp.Body)
-		p.bytesOut.Add(uint64(n1) + uint64(n2))
+		p.bytesOut.Add(int64(n1) + n2)
 		return
 	}
 	if !json.Valid(buf) {
@@ -406,7 +406,7 @@ func (p *Proxy) relayJSON(w http.ResponseWriter, resp *http.Response, rc *respCt
 	w.Header().Set("Content-Length", fmt.Sprint(len(out)))
 	w.WriteHeader(resp.StatusCode)
 	n, _ := w.Write(out)
-	p.bytesOut.Add(uint64(n))
+	p.bytesOut.Add(int64(n))
 }
 
 // errClientGone means writing to the client failed.
@@ -427,7 +427,7 @@ func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 	for _, lr := range rc.localResp { // the proxy's own answers to a batch come first
 		ev := append(append([]byte("event: message\ndata: "), lr...), "\n\n"...)
 		n, _ := w.Write(ev)
-		p.bytesOut.Add(uint64(n))
+		p.bytesOut.Add(int64(n))
 	}
 	_ = ctl.Flush()
 	err := p.pumpSSE(w, ctl, resp.Body, rc)
@@ -445,7 +445,7 @@ func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 			p.errs.Add(1)
 			ev := append(append([]byte("event: message\ndata: "), rpcError(o.id, codeInternalError, why)...), "\n\n"...)
 			n, _ := w.Write(ev)
-			p.bytesOut.Add(uint64(n))
+			p.bytesOut.Add(int64(n))
 		}
 		_ = ctl.Flush()
 	}
@@ -472,7 +472,7 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 			return
 		}
 		n, err := w.Write(b)
-		p.bytesOut.Add(uint64(n))
+		p.bytesOut.Add(int64(n))
 		if err != nil {
 			werr = errClientGone
 		}

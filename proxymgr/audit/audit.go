@@ -90,9 +90,9 @@ type Config struct {
 	// Buffer is how many events may wait to be written before new ones are
 	// dropped (default 1024).
 	Buffer int
-	// Redact, if set, is applied to every line after the built-in redaction,
-	// e.g. the keychain's redactor of every stored secret.
-	Redact func(string) string
+	// Redactor, if set, is applied to every line after the built-in
+	// redaction, e.g. the keychain's redactor of every stored secret.
+	Redactor interface{ Redact(string) string }
 }
 
 // Check validates the configuration and fills defaults.
@@ -287,8 +287,8 @@ func (w *Writer) write(e Event) {
 		}
 	}
 	s := w.redactor.Redact(string(line))
-	if w.cfg.Redact != nil {
-		s = w.cfg.Redact(s)
+	if w.cfg.Redactor != nil {
+		s = w.cfg.Redactor.Redact(s)
 	}
 	if w.size > 0 && w.size+int64(len(s))+1 > w.cfg.MaxBytes {
 		w.rotate()

@@ -63,9 +63,7 @@ func TestNoSecretReachesTheFile(t *testing.T) {
 	t.Parallel()
 	const secret = "ghp_S3cr3tT0kenValue"
 	path := filepath.Join(t.TempDir(), "audit.jsonl")
-	w, err := Open(Config{File: path, Params: ParamsFull, Redact: func(s string) string {
-		return strings.ReplaceAll(s, "extra-secret", Redacted)
-	}}, NewRedactor("Bearer "+secret))
+	w, err := Open(Config{File: path, Params: ParamsFull, Redactor: NewRedactor("extra-secret")}, NewRedactor("Bearer "+secret))
 	if err != nil {
 		t.Fatal(err)
 	}
