@@ -1,0 +1,101 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"keyport/proxymgr"
+)
+
+func newProxyCmd() *cobra.Command {
+	var (
+		upstream, name, auditFile string
+		port                      int
+		allow, deny               []string
+	)
+	cmd := &cobra.Command{
+		Use:   "proxy [NAME] --upstream URL [-p PORT]",
+		Short: "Run a local proxy to a remote MCP server until interrupted",
+		Long: `proxy serves a remote streamable-HTTP MCP server on 127.0.0.1, at
+http://127.0.0.1:PORT/mcp (and /), for any MCP client: it forwards every
+request, enforces the tool policy given with --allow and --deny, and writes
+an audit log with --audit. It runs until interrupted (Ctrl-C), then lets
+requests in flight finish for up to 5 seconds.
+
+Patterns for --allow and --deny are tool names, globs (github_*) or regular
+expressions (^get_.*$); deny wins, and without --allow every tool not denied
+is allowed.`,
+		Example: `  keyport proxy --upstream https://mcp.example.com/mcp -p 8888
+  keyport proxy docs --upstream http://127.0.0.1:8931/mcp --deny 'delete_*' --audit docs-audit.jsonl`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if len(a) == 1 {
+				if name != "" && name != a[0] {
+					return usage(fmt.Errorf("proxy: the server is named twice (%q and --name %q); give it once", a[0], name))
+				}
+				name = a[0]
+			}
+			if upstream == "" {
+				if name != "" {
+					return usage(fmt.Errorf("proxy %s: starting a proxy by server name is not available yet; pass the server's URL with --upstream", name))
+				}
+				return usage(errors.New("proxy: pass the server's streamable-HTTP URL with --upstream"))
+			}
+			if name == "" {
+				u, err := url.Parse(upstream)
+				if err != nil || u.Hostname() == "" {
+					return usage(fmt.Errorf("proxy: --upstream %q is not an http:// or https:// URL", upstream))
+				}
+				name = u.Hostname()
+			}
+			cfg := proxymgr.Config{
+				Name:     name,
+				Upstream: upstream,
+				Port:     port,
+				Policy:   proxymgr.ToolPolicy{Allow: allow, Deny: deny},
+				Audit:    proxymgr.AuditConfig{File: auditFile},
+				Logger:   slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})),
+			}
+			if err := cfg.Check(); err != nil {
+				return usage(err)
+			}
+			return runProxy(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&upstream, "upstream", "", "the server's streamable-HTTP MCP URL (https://...)")
+	f.IntVarP(&port, "port", "p", 0, "local port to listen on (default: a free port)")
+	f.StringVar(&name, "name", "", "the server's name in messages and the audit log (default: the URL's host)")
+	f.StringArrayVar(&allow, "allow", nil, "allow only tools matching this pattern (repeatable)")
+	f.StringArrayVar(&deny, "deny", nil, "deny tools matching this pattern (repeatable; deny wins)")
+	f.StringVar(&auditFile, "audit", "", "append an audit log (JSON lines) to this file")
+	return cmd
+}
+
+// runProxy runs one proxy for cfg until ctx ends, announcing it on out with
+// exactly "Proxying connections to NAME on 127.0.0.1:PORT", then stops it
+// gracefully (in-flight requests get up to 5 s).
+func runProxy(ctx context.Context, cfg proxymgr.Config, out io.Writer) error {
+	p, err := proxymgr.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(out, "Proxying connections to %s on %s\n", cfg.Name, p.Addr()); err != nil {
+		_ = p.Shutdown(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+	defer cancel()
+	return p.Shutdown(sctx)
+}
