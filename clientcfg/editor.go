@@ -259,64 +259,7 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 			ch.Diff = unifiedDiff(t.Path, raw, p.out, p.secrets)
 			return ch, nil
 		}
-		// The check of the new text and the backup run while the temp file
-		// is written and fsynced; nothing is renamed until both are done.
-		verified := make(chan error, 1)
-		var after string
-		go func() {
-			err := p.verify()
-			after = sum(p.out)
-			verified <- err
-		}()
-		type backupResult struct {
-			name string
-			err  error
-		}
-		backedUp := make(chan backupResult, 1)
-		go func() {
-			if info == nil {
-				backedUp <- backupResult{}
-				return
-			}
-			name, err := e.st.backup(file, raw)
-			backedUp <- backupResult{name, err}
-		}()
-		if e.beforeCommit != nil {
-			e.beforeCommit(file)
-		}
-		var waited bool
-		var backup string
-		wait := func() error {
-			waited = true
-			verr := <-verified
-			b := <-backedUp
-			backup = b.name
-			if verr != nil {
-				return verr
-			}
-			return b.err
-		}
-		err = writeAtomic(file, p.out, info, func() error {
-			if err := wait(); err != nil {
-				return err
-			}
-			cur, curInfo, err := readFile(file)
-			if err != nil {
-				return err
-			}
-			if (curInfo == nil) != (info == nil) || !bytes.Equal(cur, raw) {
-				return errConflict
-			}
-			// Known before the rename, so the watcher never mistakes it.
-			e.remember(file, after)
-			return nil
-		})
-		if !waited {
-			_ = wait()
-		}
-		if err != nil && backup != "" {
-			os.Remove(filepath.Join(e.st.fileDir(file), backup))
-		}
+		backup, err := e.commit(file, raw, info, p, op)
 		if errors.Is(err, errConflict) {
 			e.log.Debug("config changed during edit; re-reading", "file", file, "attempt", attempt+1)
 			continue
@@ -325,9 +268,6 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 			return ch, err
 		}
 		ch.Diff = unifiedDiff(t.Path, raw, p.out, p.secrets)
-		if err := e.st.record(file, &journalEntry{Time: e.opts.Now().UTC(), Op: op.String(), Backup: backup, After: after}); err != nil {
-			e.log.Warn("could not record the change for undo", "file", file, "err", err)
-		}
 		ch.Wrote = true
 		if backup != "" {
 			ch.Backup = filepath.Join(e.st.fileDir(file), backup)
@@ -336,6 +276,75 @@ func (e *Editor) run(t Target, op Op, write bool) (Change, error) {
 		return ch, nil
 	}
 	return ch, fmt.Errorf("%s: %w; retry when the client is idle", file, ErrKeptChanging)
+}
+
+// commit replaces file with p.out if the file still holds raw (errConflict
+// otherwise), backing raw up first, and records the change for Undo. The
+// check of the new text and the backup run while the temp file is written
+// and fsynced; nothing is renamed until both are done.
+func (e *Editor) commit(file string, raw []byte, info fs.FileInfo, p planned, op Op) (backup string, err error) {
+	verified := make(chan error, 1)
+	var after string
+	go func() {
+		err := p.verify()
+		after = sum(p.out)
+		verified <- err
+	}()
+	type backupResult struct {
+		name string
+		err  error
+	}
+	backedUp := make(chan backupResult, 1)
+	go func() {
+		if info == nil {
+			backedUp <- backupResult{}
+			return
+		}
+		name, err := e.st.backup(file, raw)
+		backedUp <- backupResult{name, err}
+	}()
+	if e.beforeCommit != nil {
+		e.beforeCommit(file)
+	}
+	waited := false
+	wait := func() error {
+		waited = true
+		verr := <-verified
+		b := <-backedUp
+		backup = b.name
+		if verr != nil {
+			return verr
+		}
+		return b.err
+	}
+	err = writeAtomic(file, p.out, info, func() error {
+		if err := wait(); err != nil {
+			return err
+		}
+		cur, curInfo, err := readFile(file)
+		if err != nil {
+			return err
+		}
+		if (curInfo == nil) != (info == nil) || !bytes.Equal(cur, raw) {
+			return errConflict
+		}
+		// Known before the rename, so the watcher never mistakes it.
+		e.remember(file, after)
+		return nil
+	})
+	if !waited {
+		_ = wait()
+	}
+	if err != nil {
+		if backup != "" {
+			os.Remove(filepath.Join(e.st.fileDir(file), backup))
+		}
+		return "", err
+	}
+	if err := e.st.record(file, &journalEntry{Time: e.opts.Now().UTC(), Op: op.String(), Backup: backup, After: after}); err != nil {
+		e.log.Warn("could not record the change for undo", "file", file, "err", err)
+	}
+	return backup, nil
 }
 
 // remember records a sum of content this Editor wrote to file, so the
@@ -439,15 +448,21 @@ func (e *Editor) Undo(t Target) (Change, error) {
 		if err := check(); err != nil {
 			return ch, err
 		}
+		e.remember(file, "absent")
 		if err := removeFile(file); err != nil {
 			return ch, fmt.Errorf("remove %s (Keyport created it): %w", file, err)
 		}
-		e.remember(file, "absent")
 	} else {
-		if err := writeAtomic(file, restored, info, check); err != nil {
+		restoredSum := sum(restored)
+		if err := writeAtomic(file, restored, info, func() error {
+			if err := check(); err != nil {
+				return err
+			}
+			e.remember(file, restoredSum)
+			return nil
+		}); err != nil {
 			return ch, err
 		}
-		e.remember(file, sum(restored))
 	}
 	ch.Wrote = true
 	if err := e.st.saveJournal(file, j[:len(j)-1]); err != nil {
