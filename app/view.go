@@ -113,9 +113,25 @@ type RegistryResult struct {
 	Name          string // the catalog name it would get
 	Title         string
 	Description   string
-	URL           string
+	URL           string // the remote's URL (may hold {variables})
 	Version       string
+	Registry      string // the registry's base URL
+	RegistryName  string // how the registry is shown ("official")
 	SecretHeaders []string
+	// Questions are the values the user gives on import; answers are keyed
+	// by Question.Key (a secret header may also be keyed by its name).
+	Questions []RegistryQuestion
+}
+
+// RegistryQuestion is a value asked for when importing a registry server.
+type RegistryQuestion struct {
+	Key         string
+	Name        string // the header or variable name
+	Description string
+	Required    bool
+	Secret      bool // read without echo, stored in the keychain
+	Default     string
+	Choices     []string
 }
 
 // EventKind says what changed.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -52,7 +53,15 @@ func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
 // Main runs the CLI with argv (without the program name) and returns the
 // process exit code.
 func Main(ctx context.Context, argv []string, stdio IO) int {
-	root := NewRoot(stdio)
+	return MainWith(ctx, argv, stdio, app.Options{})
+}
+
+// MainWith is Main with the App's options (tests point it at a temp config
+// dir and a test keychain).
+func MainWith(ctx context.Context, argv []string, stdio IO, opts app.Options) int {
+	env := &env{io: stdio, opts: opts}
+	defer env.close()
+	root := newRoot(env)
 	root.SetArgs(argv)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -76,8 +85,55 @@ func commandPath(root *cobra.Command, argv []string) string {
 	return cmd.CommandPath()[len(root.Name())+1:]
 }
 
-// NewRoot builds the keyport command tree.
-func NewRoot(stdio IO) *cobra.Command {
+// env is what every command shares: the streams and the App, created on
+// first use so that verbs that need no App (version, help) stay instant.
+type env struct {
+	io   IO
+	opts app.Options
+	a    *app.App
+}
+
+// app returns the App, creating it on first use.
+func (e *env) app() (*app.App, error) {
+	if e.a != nil {
+		return e.a, nil
+	}
+	opts := e.opts
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(e.io.Err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	a, err := app.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	e.a = a
+	return a, nil
+}
+
+// catalogApp is app() for verbs that read servers.yaml: it fails with the
+// file's errors when it does not load.
+func (e *env) catalogApp() (*app.App, error) {
+	a, err := e.app()
+	if err != nil {
+		return nil, err
+	}
+	if err := a.CatalogErr(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (e *env) close() {
+	if e.a != nil {
+		_ = e.a.Close()
+	}
+}
+
+// NewRoot builds the keyport command tree with the user's real setup.
+func NewRoot(stdio IO) *cobra.Command { return newRoot(&env{io: stdio}) }
+
+func newRoot(e *env) *cobra.Command {
+	stdio := e.io
 	root := &cobra.Command{
 		Use:   "keyport",
 		Short: "Secure local access to remote MCP servers",
@@ -104,7 +160,9 @@ every verb below works without a graphical session.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage(err) })
 	root.SetVersionTemplate("keyport {{.Version}}\n")
 	root.AddCommand(newVersionCmd())
-	root.AddCommand(newConnectCmd())
-	root.AddCommand(newLoginCmd(), newLogoutCmd())
+	root.AddCommand(newLsCmd(e), newAddCmd(e), newRmCmd(e), newSecretCmd(e))
+	root.AddCommand(newConfigCmd(e), newConnectCmd(e), newRegistryCmd(e))
+	root.AddCommand(newProxyCmd(e))
+	root.AddCommand(newLoginCmd(e), newLogoutCmd(e))
 	return root
 }

@@ -13,13 +13,14 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"keyport/proxymgr/bridge"
 )
 
-func newConnectCmd() *cobra.Command {
+func newConnectCmd(e *env) *cobra.Command {
 	var (
 		endpoint    string
 		headers     []string
@@ -28,11 +29,17 @@ func newConnectCmd() *cobra.Command {
 		verbose     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "connect [NAME] --url URL",
+		Use:   "connect NAME | connect --url URL",
 		Short: "Bridge a stdio MCP client to a remote streamable-HTTP MCP server",
 		Long: `connect speaks MCP on its standard input and output, for clients that can only
 start stdio servers (Claude Desktop), and forwards every message to a remote
 streamable-HTTP MCP server.
+
+With NAME, the server comes from your catalog: when the Keyport app runs that
+server's proxy, connect goes through it (one tool policy, one audit log, one
+credential refresh); otherwise connect runs the same proxy itself, with the
+server's credentials from the OS keychain. With --url, any endpoint is
+bridged as is.
 
 It survives server restarts and network drops (it reconnects, replays the
 session's initialization, and answers requests that cannot complete with an
@@ -42,30 +49,45 @@ output.
 
 To keep a secret out of the command line, write it as ${VAR} in a --header
 value: connect reads VAR from its environment.`,
-		Example: `  keyport connect --url https://mcp.example.com/mcp
+		Example: `  keyport connect github
+  keyport connect --url https://mcp.example.com/mcp
   keyport connect docs --url http://127.0.0.1:8931/mcp --header 'Authorization: Bearer ${DOCS_TOKEN}'`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			if endpoint == "" {
-				if len(a) == 1 {
-					return usage(fmt.Errorf("connect %s: connecting by server name is not available yet; pass the server's endpoint with --url", a[0]))
-				}
-				return usage(errors.New("connect: pass the server's endpoint with --url"))
-			}
-			if err := checkEndpoint(endpoint); err != nil {
-				return usage(err)
-			}
 			h, err := parseHeaders(headers, os.Getenv)
 			if err != nil {
 				return usage(err)
 			}
 			cfg := bridge.Config{
-				URL:           endpoint,
 				AutoReconnect: !noReconnect,
 				Header:        func(context.Context) (http.Header, error) { return h.Clone(), nil },
 			}
 			if len(a) == 1 {
 				cfg.Name = a[0]
+			}
+			switch {
+			case endpoint != "":
+				if err := checkEndpoint(endpoint); err != nil {
+					return usage(err)
+				}
+				cfg.URL = endpoint
+			case len(a) == 1:
+				app, err := e.catalogApp()
+				if err != nil {
+					return err
+				}
+				target, err := app.BridgeTarget(cmd.Context(), a[0])
+				if err != nil {
+					return err
+				}
+				defer func() {
+					ctx, cancel := context.WithTimeout(context.WithoutCancel(cmd.Context()), 6*time.Second)
+					defer cancel()
+					_ = target.Close(ctx)
+				}()
+				cfg.URL = target.URL
+			default:
+				return usage(errors.New("connect: name a server of your catalog (keyport ls), or pass an endpoint with --url"))
 			}
 			level := slog.LevelInfo
 			if verbose {

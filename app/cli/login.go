@@ -68,10 +68,10 @@ func (o oauthStore) Delete(server, kind string) error {
 	return nil
 }
 
-func newLoginCmd() *cobra.Command {
+func newLoginCmd(e *env) *cobra.Command {
 	var o loginOptions
 	cmd := &cobra.Command{
-		Use:   "login [NAME] --url URL",
+		Use:   "login NAME [--no-browser] | login NAME --url URL",
 		Short: "Sign in to an OAuth-protected MCP server in the browser",
 		Long: `Sign in to an MCP server that uses OAuth (the MCP authorization flow).
 
@@ -91,15 +91,38 @@ printed for you to open.`,
 				return err
 			}
 			o.Name = name
+			deps := defaultOAuthDeps
 			if o.URL == "" {
-				return usage(fmt.Errorf("give the MCP URL of %s with --url", name))
+				// A catalog server: its URL, client and scopes come from
+				// servers.yaml; tokens go to the same keychain and locks
+				// as the app's.
+				a, err := e.catalogApp()
+				if err != nil {
+					return err
+				}
+				lc, err := a.LoginConfig(name)
+				if err != nil {
+					return err
+				}
+				o.URL = lc.ResourceURL
+				if o.ClientID == "" {
+					o.ClientID = lc.ClientID
+				}
+				if len(o.Scopes) == 0 {
+					o.Scopes = lc.Scopes
+				}
+				if o.CallbackPort == 0 {
+					o.CallbackPort = lc.CallbackPort
+				}
+				deps.store = func() (oauth.TokenStore, error) { return lc.Store, nil }
+				deps.lockDir = lc.LockDir
 			}
-			return runLogin(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, defaultOAuthDeps)
+			return runLogin(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, deps)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Name, "name", "", "the server's name (or give it as the argument)")
-	f.StringVar(&o.URL, "url", "", "the server's MCP URL")
+	f.StringVar(&o.URL, "url", "", "sign in to this MCP URL instead of a catalog server's")
 	f.BoolVar(&o.NoBrowser, "no-browser", false, "print the sign-in URL instead of opening a browser")
 	f.StringVar(&o.ClientID, "client-id", "", "a pre-registered OAuth client ID (its secret, if any, is read from the keychain)")
 	f.StringSliceVar(&o.Scopes, "scopes", nil, "scopes to request, comma-separated (default: what the server asks for)")
@@ -108,7 +131,7 @@ printed for you to open.`,
 	return cmd
 }
 
-func newLogoutCmd() *cobra.Command {
+func newLogoutCmd(e *env) *cobra.Command {
 	var name string
 	var noRevoke bool
 	cmd := &cobra.Command{
@@ -122,7 +145,14 @@ after asking its authorization server to revoke them (when it supports that).`,
 			if err != nil {
 				return err
 			}
-			return runLogout(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), n, !noRevoke, defaultOAuthDeps)
+			deps := defaultOAuthDeps
+			if ap, err := e.catalogApp(); err == nil {
+				if lc, err := ap.LogoutConfig(n); err == nil {
+					deps.store = func() (oauth.TokenStore, error) { return lc.Store, nil }
+					deps.lockDir = lc.LockDir
+				}
+			}
+			return runLogout(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), n, !noRevoke, deps)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the server's name (or give it as the argument)")
@@ -140,7 +170,7 @@ func nameArg(flag string, a []string) (string, error) {
 	case flag != "":
 		return flag, nil
 	}
-	return "", usage(errors.New("name the server: keyport login NAME --url URL"))
+	return "", usage(errors.New("name the server: keyport login NAME (a server of your catalog), or keyport login NAME --url URL"))
 }
 
 // cliLogger logs warnings and errors to stderr (stdout is the command's).

@@ -14,25 +14,30 @@ import (
 	"keyport/proxymgr"
 )
 
-func newProxyCmd() *cobra.Command {
+func newProxyCmd(e *env) *cobra.Command {
 	var (
 		upstream, name, auditFile string
 		port                      int
 		allow, deny               []string
 	)
 	cmd := &cobra.Command{
-		Use:   "proxy [NAME] --upstream URL [-p PORT]",
+		Use:   "proxy NAME [-p PORT] | proxy --upstream URL [-p PORT]",
 		Short: "Run a local proxy to a remote MCP server until interrupted",
 		Long: `proxy serves a remote streamable-HTTP MCP server on 127.0.0.1, at
 http://127.0.0.1:PORT/mcp (and /), for any MCP client: it forwards every
-request, enforces the tool policy given with --allow and --deny, and writes
-an audit log with --audit. It runs until interrupted (Ctrl-C), then lets
-requests in flight finish for up to 5 seconds.
+request, injects the server's credentials from the OS keychain, enforces its
+tool policy and writes its audit log. It runs until interrupted (Ctrl-C),
+then lets requests in flight finish for up to 5 seconds.
+
+With NAME, the server comes from your catalog (servers.yaml). With
+--upstream instead, any server URL is proxied without credentials; the tool
+policy is given with --allow and --deny and the audit log with --audit.
 
 Patterns for --allow and --deny are tool names, globs (github_*) or regular
 expressions (^get_.*$); deny wins, and without --allow every tool not denied
 is allowed.`,
-		Example: `  keyport proxy --upstream https://mcp.example.com/mcp -p 8888
+		Example: `  keyport proxy github -p 8888
+  keyport proxy --upstream https://mcp.example.com/mcp -p 8888
   keyport proxy docs --upstream http://127.0.0.1:8931/mcp --deny 'delete_*' --audit docs-audit.jsonl`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -43,10 +48,22 @@ is allowed.`,
 				name = a[0]
 			}
 			if upstream == "" {
-				if name != "" {
-					return usage(fmt.Errorf("proxy %s: starting a proxy by server name is not available yet; pass the server's URL with --upstream", name))
+				if name == "" {
+					return usage(errors.New("proxy: name a server of your catalog (keyport ls), or pass a URL with --upstream"))
 				}
-				return usage(errors.New("proxy: pass the server's streamable-HTTP URL with --upstream"))
+				if len(allow)+len(deny) > 0 || auditFile != "" {
+					return usage(errors.New("proxy: --allow, --deny and --audit go with --upstream; a catalog server's policy and audit log are set in servers.yaml"))
+				}
+				a, err := e.catalogApp()
+				if err != nil {
+					return err
+				}
+				cfg, err := a.ProxyConfig(cmd.Context(), name, port)
+				if err != nil {
+					return err
+				}
+				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("server", name)
+				return runProxy(cmd.Context(), cfg, cmd.OutOrStdout())
 			}
 			if name == "" {
 				u, err := url.Parse(upstream)
@@ -70,7 +87,7 @@ is allowed.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&upstream, "upstream", "", "the server's streamable-HTTP MCP URL (https://...)")
+	f.StringVar(&upstream, "upstream", "", "proxy this streamable-HTTP MCP URL instead of a catalog server")
 	f.IntVarP(&port, "port", "p", 0, "local port to listen on (default: a free port)")
 	f.StringVar(&name, "name", "", "the server's name in messages and the audit log (default: the URL's host)")
 	f.StringArrayVar(&allow, "allow", nil, "allow only tools matching this pattern (repeatable)")

@@ -86,3 +86,27 @@ func (p *Prompter) readLine() (string, error) {
 		return b.String(), err
 	}
 }
+
+// ReadVisible asks for a value that is not secret (a registry import's
+// tenant id, say): it echoes on a terminal, reads one line otherwise, and
+// returns def for an empty answer.
+func (p *Prompter) ReadVisible(label, def string) (string, error) {
+	if p.buf == nil {
+		p.buf = bufio.NewReaderSize(p.in, 4096)
+	}
+	if p.fd >= 0 {
+		if def != "" {
+			fmt.Fprintf(p.out, "%s [%s]: ", label, def)
+		} else {
+			fmt.Fprintf(p.out, "%s: ", label)
+		}
+	}
+	line, err := p.readLine()
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read %s: %w", label, err)
+	}
+	if v := strings.TrimSpace(line); v != "" {
+		return v, nil
+	}
+	return def, nil
+}

@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func newConfigCmd(e *env) *cobra.Command {
+	var (
+		all          bool
+		labels       string
+		clientConfig string
+		jsonFormat   string
+	)
+	cmd := &cobra.Command{
+		Use:   "config [NAME...] [--all | --labels k=v] [--client-config=CLIENT|PATH]",
+		Short: "Wire servers into an AI client's MCP config",
+		Long: `Wire servers into an AI client's MCP config file.
+
+Without --client-config it prints the JSON block to paste yourself. With one,
+it updates that client's file: only Keyport's own entries (keyport-NAME) are
+written; comments, formatting and every other entry stay as they are, and
+the previous version is kept as a backup (Undo in the app).
+
+CLIENT is one of claude (Claude Desktop; stdio only, so its entry runs
+'keyport connect NAME'), cursor, claude-code, vscode, vscode-insiders,
+windsurf or gemini. A PATH is written in the format its location implies
+(.vscode/ uses "servers", anything else "mcpServers").
+
+Remote-capable clients get the URL of the server's persistent local proxy:
+turn it on in the app (or run 'keyport proxy NAME -p PORT') for them to
+connect.`,
+		Example: `  keyport config github
+  keyport config github --client-config=cursor
+  keyport config --labels team=data --client-config=claude
+  keyport config --all --client-config=.vscode/mcp.json`,
+		Args: args(cobra.ArbitraryArgs),
+		RunE: func(cmd *cobra.Command, names []string) error {
+			want, err := parseLabels(labels)
+			if err != nil {
+				return usage(fmt.Errorf("--labels: %w", err))
+			}
+			if len(names) > 0 && (all || len(want) > 0) {
+				return usage(fmt.Errorf("name servers, or use --all or --labels, not both"))
+			}
+			if len(names) == 0 && !all && len(want) == 0 {
+				return usage(fmt.Errorf("name the servers to wire, or use --all or --labels k=v"))
+			}
+			a, err := e.catalogApp()
+			if err != nil {
+				return err
+			}
+			servers, err := a.SelectServers(names, all, want)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if clientConfig == "" {
+				block, err := a.SampleConfig(servers, jsonFormat)
+				if err != nil {
+					return usage(err)
+				}
+				_, err = out.Write(block)
+				return err
+			}
+			cwd, _ := os.Getwd()
+			path, restart, err := a.ConfigureClient(clientConfig, servers, jsonFormat, cwd)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "Updated client configuration at: %s\n", path)
+			if restart == "" {
+				restart = "Restart the client (or reload its MCP servers) to pick up the change."
+			}
+			fmt.Fprintln(out, restart)
+			return nil
+		},
+		ValidArgsFunction: e.completeServers,
+	}
+	f := cmd.Flags()
+	f.BoolVar(&all, "all", false, "every server of the catalog")
+	f.StringVar(&labels, "labels", "", "servers with all these labels (k=v,k2=v2)")
+	f.StringVar(&clientConfig, "client-config", "", "the client to update: claude, cursor, claude-code, vscode, vscode-insiders, windsurf, gemini, or a file PATH")
+	f.StringVar(&jsonFormat, "json-format", "auto", "layout of the entries: pretty, compact, or auto (match the file)")
+	return cmd
+}
