@@ -8,6 +8,7 @@
 //	                         stopped) instead of the sample catalog
 //	KEYPORT_READY_FILE=PATH  write PATH once the window is shown (benchmarks)
 //	KEYPORT_SCREENSHOTS=DIR  write the views as PNGs and quit (as keyport does)
+//	KEYPORT_HEAPPROFILE=PATH write a heap profile 5 s after start (memory work)
 package main
 
 import (
@@ -16,7 +17,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -42,6 +46,15 @@ func main() {
 	}
 	if n, err := strconv.Atoi(os.Getenv("KEYPORT_FAKE_SERVERS")); err == nil && n > 0 {
 		core = fakecore.New(fakecore.Generate(n)...)
+	}
+	if p := os.Getenv("KEYPORT_HEAPPROFILE"); p != "" {
+		time.AfterFunc(5*time.Second, func() {
+			runtime.GC()
+			if f, err := os.Create(p); err == nil {
+				_ = pprof.WriteHeapProfile(f)
+				f.Close()
+			}
+		})
 	}
 	err := launch.Run(core)
 	if errors.Is(err, instance.ErrRunning) {
