@@ -12,7 +12,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -35,27 +34,6 @@ const (
 	headerProtocol  = "Mcp-Protocol-Version"
 	headerLastEvent = "Last-Event-Id"
 )
-
-// hopHeaders are connection-level headers a proxy never forwards.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// dropRequestHeaders are client headers that must not reach the upstream:
-// its credentials are the proxy's to set, and browser context (origin,
-// cookies of 127.0.0.1) means nothing there.
-var dropRequestHeaders = []string{
-	"Authorization", "Cookie", "Origin", "Referer", "Accept-Encoding", "Content-Length",
-	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Mcp-Session-Id",
-}
-
-// dropResponseHeaders are upstream headers that must not reach local
-// clients: WWW-Authenticate would start the client's own OAuth flow against
-// 127.0.0.1, and the others describe the remote host, not the proxy.
-var dropResponseHeaders = []string{
-	"Www-Authenticate", "Set-Cookie", "Strict-Transport-Security", "Alt-Svc", "Content-Length",
-}
 
 // ServeHTTP handles one client request.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +97,7 @@ func (p *Proxy) reject(w http.ResponseWriter, status int, id []byte, code int, m
 // on a loopback name, and a browser Origin must be loopback or allowed.
 func (p *Proxy) checkLocal(w http.ResponseWriter, r *http.Request) bool {
 	host, port, err := net.SplitHostPort(r.Host)
-	if err != nil || port != strconv.Itoa(p.Port()) || !(strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1") {
+	if err != nil || port != p.portStr || !(strings.EqualFold(host, "localhost") || host == "127.0.0.1" || host == "::1") {
 		p.reject(w, http.StatusForbidden, nil, codeInvalidRequest, fmt.Sprintf(
 			"forbidden: Host %q is not this proxy (%s); Keyport serves local clients only (DNS rebinding protection)", r.Host, p.Addr()))
 		return false
@@ -389,17 +367,13 @@ func (p *Proxy) newPending(m *message, sess *session, ci clientInfo, now time.Ti
 	return pr
 }
 
+// auditParams returns the params the audit log keeps (the writer redacts
+// them off the request path). The body they point into is never reused.
 func (p *Proxy) auditParams(params []byte) json.RawMessage {
-	if p.audit == nil || len(params) == 0 {
+	if p.audit == nil || len(params) == 0 || p.audit.Config().Params == audit.ParamsNone {
 		return nil
 	}
-	switch p.audit.Config().Params {
-	case audit.ParamsFull:
-		return bytes.Clone(params)
-	case audit.ParamsRedacted:
-		return audit.RedactParams(params)
-	}
-	return nil
+	return params
 }
 
 // metaClientInfo reads the 2026-era per-request client info from params._meta.

@@ -163,7 +163,7 @@ func scanObject(b []byte) ([]member, error) {
 		return nil, errNotObject
 	}
 	i = skipSpace(b, i+1)
-	var ms []member
+	ms := make([]member, 0, 8)
 	if i < len(b) && b[i] == '}' {
 		return ms, nil
 	}

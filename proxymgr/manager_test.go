@@ -79,7 +79,7 @@ func TestManagerLifecycleAndEvents(t *testing.T) {
 	// The client's keep-alive connection to the old listener may be closed
 	// under its first request (its transport reports EOF): try again then.
 	_, err = cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
-	if err != nil && strings.Contains(err.Error(), "EOF") {
+	if err != nil && strings.Contains(err.Error(), "rejected by transport") {
 		_, err = cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}})
 	}
 	if err == nil || !strings.Contains(err.Error(), "tool policy") {

@@ -98,7 +98,9 @@ type Proxy struct {
 	streamsOpen                                atomic.Int64
 	lat                                        latencyRing
 
-	notify atomic.Pointer[func(immediate bool)] // set by the Manager
+	notify     atomic.Pointer[func(immediate bool)] // set by the Manager
+	hasCookies atomic.Bool                          // the upstream set a cookie
+	portStr    string                               // set before serving
 }
 
 // New validates cfg and returns a proxy ready to Start.
@@ -198,6 +200,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 	p.srv = srv
 	p.ln = ln
 	p.port = ln.Addr().(*net.TCPAddr).Port
+	p.portStr = strconv.Itoa(p.port)
 	p.mu.Unlock()
 	if p.up.Scheme == "http" && p.cfg.Credentials != nil && !isLoopbackHost(p.up.Hostname()) {
 		p.log.Warn("the upstream URL is plain http: credentials travel unencrypted", "upstream", redactURL(p.up))

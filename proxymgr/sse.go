@@ -2,6 +2,7 @@ package proxymgr
 
 import (
 	"bytes"
+	"sync"
 )
 
 // This file splits a server-sent-events byte stream into events as the bytes
@@ -32,6 +33,24 @@ type sseScanner struct {
 }
 
 func newSSEScanner(maxData int) *sseScanner { return &sseScanner{maxData: maxData} }
+
+var scannerPool = sync.Pool{New: func() any { return new(sseScanner) }}
+
+// getSSEScanner returns a reset scanner from the pool; putSSEScanner gives
+// it back.
+func getSSEScanner(maxData int) *sseScanner {
+	s := scannerPool.Get().(*sseScanner)
+	line, data := s.line[:0], s.data[:0]
+	*s = sseScanner{maxData: maxData, line: line, data: data}
+	return s
+}
+
+func putSSEScanner(s *sseScanner) {
+	if cap(s.line) > 64<<10 || cap(s.data) > 64<<10 {
+		return
+	}
+	scannerPool.Put(s)
+}
 
 // feed scans p. It calls onStart(i) when a new event begins at p[i] and
 // onEnd(i, ev) when an event ends just before p[i] (its blank line

@@ -215,28 +215,36 @@ func (rc *respCtx) answerAll(w http.ResponseWriter, status, code int, msg, outco
 }
 
 // copyResponseHeaders copies the upstream's response headers, minus
-// connection headers and those that must not reach local clients, with the
+// connection headers and those that must not reach local clients
+// (WWW-Authenticate would start the client's own OAuth flow against
+// 127.0.0.1; cookies, HSTS and Alt-Svc describe the remote host), with the
 // session id the client knows.
 func copyResponseHeaders(dst, src http.Header, sess *session) {
 	for k, vs := range src {
-		if _, ok := dst[k]; ok && (k == "Vary" || strings.HasPrefix(k, "Access-Control-")) {
-			continue // the proxy's own CORS answer wins
+		switch k {
+		case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+			"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+			"Www-Authenticate", "Set-Cookie", "Strict-Transport-Security", "Alt-Svc", "Content-Length":
+			continue
+		case "Vary":
+			if _, ok := dst[k]; ok {
+				continue // the proxy's own CORS answer wins
+			}
+		}
+		if _, ok := dst[k]; ok && strings.HasPrefix(k, "Access-Control-") {
+			continue
 		}
 		dst[k] = vs
-	}
-	for _, k := range hopHeaders {
-		dst.Del(k)
 	}
 	if c := src.Get("Connection"); c != "" {
 		for _, f := range strings.Split(c, ",") {
 			dst.Del(strings.TrimSpace(f))
 		}
 	}
-	for _, k := range dropResponseHeaders {
-		dst.Del(k)
-	}
-	if sess != nil && dst.Get(headerSessionID) != "" {
-		dst.Set(headerSessionID, sess.id)
+	if sess != nil {
+		if v := dst[headerSessionID]; len(v) > 0 && v[0] != sess.id {
+			dst[headerSessionID] = []string{sess.id}
+		}
 	}
 }
 
@@ -429,7 +437,12 @@ func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 		n, _ := w.Write(ev)
 		p.bytesOut.Add(int64(n))
 	}
-	_ = ctl.Flush()
+	if r.Method != http.MethodPost || len(rc.localResp) > 0 {
+		// A GET stream may stay silent for long: the client must see it open.
+		// A POST answer's headers go with its first event, as a bare
+		// reverse proxy sends them (one write fewer per call).
+		_ = ctl.Flush()
+	}
 	err := p.pumpSSE(w, ctl, resp.Body, rc)
 	if err != nil && !errors.Is(err, errClientGone) && !errors.Is(err, context.Canceled) && r.Context().Err() == nil {
 		// The upstream broke off mid-stream (it crashed or restarted): answer
@@ -460,7 +473,8 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
-	sc := newSSEScanner(int(p.cfg.MaxInspectBytes))
+	sc := getSSEScanner(int(p.cfg.MaxInspectBytes))
+	defer putSSEScanner(sc)
 	holdLimit := int(p.cfg.MaxInspectBytes) + 64<<10
 	var (
 		held    []byte

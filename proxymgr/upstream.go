@@ -33,36 +33,37 @@ func (e *restoreError) Error() string { return e.msg }
 // headers: connection headers, the client's Authorization and browser
 // context are dropped; static headers and credentials are added.
 func (p *Proxy) newUpstreamRequest(ctx context.Context, in http.Header, method string, body []byte, upstreamSID string) (*http.Request, error) {
-	var rd io.Reader = http.NoBody
-	if body != nil {
-		rd = bytes.NewReader(body)
+	u := *p.up
+	req := &http.Request{
+		Method:     method,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, len(in)+4),
+		Host:       u.Host,
+		Body:       http.NoBody,
 	}
-	req, err := http.NewRequestWithContext(ctx, method, p.up.String(), rd)
-	if err != nil {
-		return nil, err
+	if body != nil {
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
 	h := req.Header
+	conn := in.Get("Connection")
 	for k, vs := range in {
+		if skipRequestHeader(k) {
+			continue
+		}
 		h[k] = vs
 	}
-	for _, k := range hopHeaders {
-		h.Del(k)
-	}
-	if c := in.Get("Connection"); c != "" {
-		for _, f := range strings.Split(c, ",") {
+	if conn != "" {
+		for _, f := range strings.Split(conn, ",") {
 			h.Del(strings.TrimSpace(f))
 		}
 	}
-	for _, k := range dropRequestHeaders {
-		h.Del(k)
-	}
-	for k := range h {
-		if strings.HasPrefix(k, "Sec-Fetch-") || strings.HasPrefix(k, "Access-Control-") {
-			delete(h, k)
-		}
-	}
 	if upstreamSID != "" {
-		h.Set(headerSessionID, upstreamSID)
+		h[headerSessionID] = []string{upstreamSID}
 	}
 	for k, v := range p.cfg.Headers {
 		h.Set(k, v)
@@ -73,18 +74,32 @@ func (p *Proxy) newUpstreamRequest(ctx context.Context, in http.Header, method s
 			return nil, &credError{err}
 		}
 		for k, vs := range ch {
-			k = http.CanonicalHeaderKey(k)
-			h[k] = vs
+			h[http.CanonicalHeaderKey(k)] = vs
 			p.redactor.Add(vs...)
 		}
 	}
-	for _, c := range p.jar.Cookies(p.up) {
-		req.AddCookie(c)
+	if p.hasCookies.Load() {
+		for _, c := range p.jar.Cookies(p.up) {
+			req.AddCookie(c)
+		}
 	}
-	if body != nil {
-		req.ContentLength = int64(len(body))
+	return req.WithContext(ctx), nil
+}
+
+// skipRequestHeader reports whether a client header stays out of the
+// upstream request (canonical keys, as net/http parses them): connection
+// headers; the client's credentials (the proxy sets the server's); browser
+// context (origin, cookies of 127.0.0.1) that means nothing upstream;
+// Accept-Encoding (the proxy inspects bodies); the session id (mapped).
+func skipRequestHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Authorization", "Cookie", "Origin", "Referer", "Accept-Encoding", "Content-Length", "Host",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Mcp-Session-Id":
+		return true
 	}
-	return req, nil
+	return strings.HasPrefix(k, "Sec-Fetch-") || strings.HasPrefix(k, "Access-Control-")
 }
 
 // roundTrip sends the client's request upstream under the session's current
@@ -103,8 +118,9 @@ func (p *Proxy) roundTrip(ctx context.Context, r *http.Request, method string, b
 		return nil, usid, err
 	}
 	p.upstreamOK()
-	if cs := resp.Cookies(); len(cs) > 0 {
-		p.jar.SetCookies(p.up, cs)
+	if len(resp.Header["Set-Cookie"]) > 0 {
+		p.jar.SetCookies(p.up, resp.Cookies())
+		p.hasCookies.Store(true)
 	}
 	return resp, usid, nil
 }

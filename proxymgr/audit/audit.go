@@ -64,7 +64,7 @@ type Event struct {
 	ID              json.RawMessage `json:"id,omitempty"`
 	Tool            string          `json:"tool,omitempty"`
 	ParamsSize      int             `json:"params_size,omitempty"`
-	Params          json.RawMessage `json:"params,omitempty"`
+	Params          json.RawMessage `json:"params,omitempty"` // as sent; the Writer applies Config.Params
 	DurationMS      float64         `json:"duration_ms"`
 	Outcome         string          `json:"outcome"`
 	Error           string          `json:"error,omitempty"`
@@ -129,7 +129,7 @@ func (c *Config) Check() error {
 type Writer struct {
 	cfg      Config
 	redactor *Redactor
-	ch       chan Event
+	ch       chan *Event
 	done     chan struct{}
 	drops    atomic.Uint64
 	written  atomic.Uint64
@@ -159,7 +159,7 @@ func Open(cfg Config, secrets *Redactor) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.File), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: create the directory of %s: %w", cfg.File, err)
 	}
-	w := &Writer{cfg: cfg, redactor: secrets, ch: make(chan Event, cfg.Buffer), done: make(chan struct{})}
+	w := &Writer{cfg: cfg, redactor: secrets, ch: make(chan *Event, cfg.Buffer), done: make(chan struct{})}
 	if err := w.open(); err != nil {
 		return nil, err
 	}
@@ -208,7 +208,7 @@ func (w *Writer) Log(e Event) {
 		e.Time = time.Now()
 	}
 	select {
-	case w.ch <- e:
+	case w.ch <- &e:
 	default:
 		w.drops.Add(1)
 	}
@@ -247,7 +247,7 @@ func (w *Writer) Close() error {
 func (w *Writer) run() {
 	defer close(w.done)
 	for e := range w.ch {
-		w.write(e)
+		w.write(*e)
 		if len(w.ch) == 0 {
 			w.flush()
 		}
@@ -276,6 +276,12 @@ func (w *Writer) write(e Event) {
 			w.drops.Add(1)
 			return
 		}
+	}
+	switch w.cfg.Params {
+	case ParamsNone:
+		e.Params = nil
+	case ParamsRedacted:
+		e.Params = RedactParams(e.Params) // here, off the request path
 	}
 	line, err := json.Marshal(e)
 	if err != nil {

@@ -101,8 +101,13 @@ func (r *Redactor) Redact(s string) string {
 			s = rep.Replace(s)
 		}
 	}
-	s = bearerRE.ReplaceAllString(s, "${1}${2}"+Redacted)
-	return queryRE.ReplaceAllString(s, "${1}="+Redacted)
+	if strings.Contains(s, "earer") || strings.Contains(s, "EARER") || strings.Contains(s, "asic") || strings.Contains(s, "ASIC") {
+		s = bearerRE.ReplaceAllString(s, "${1}${2}"+Redacted)
+	}
+	if strings.IndexByte(s, '=') >= 0 {
+		s = queryRE.ReplaceAllString(s, "${1}="+Redacted)
+	}
+	return s
 }
 
 // sensitiveKeys are object keys (compared case-insensitively, ignoring - and
