@@ -127,6 +127,17 @@ func TestFeatures(t *testing.T) {
 				if len(up.seen(http.MethodGet)) != 0 {
 					t.Errorf("a 2026-07-28 bridge opened a GET stream")
 				}
+				// List changes arrive on the long-lived subscriptions/listen
+				// request the client opened when it connected.
+				if len(up.postsFor("subscriptions/listen")) != 1 {
+					t.Errorf("no subscriptions/listen request went through")
+				}
+				up.mcpServer().AddTool(&mcp.Tool{Name: "late", InputSchema: map[string]any{"type": "object"}},
+					func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+						return textResult("late"), nil
+					})
+				waitFor(t, "notifications/tools/list_changed on the listen stream", 5*time.Second,
+					func() bool { return ev.snapshot().toolsList >= 1 })
 				return
 			}
 

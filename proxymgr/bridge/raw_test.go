@@ -272,7 +272,7 @@ func TestMultilineBodies(t *testing.T) {
 		io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\ndata:  \"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"a\\nb\"}}\n\n")
 		io.WriteString(w, "data: {\"jsonrpc\":\"2.0\",\"id\":"+string(req.ID)+",\ndata: \"result\":{}}\n\n")
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the bridge stops (cleanups run last-in first-out)
 	r := startRaw(t, bridge.Config{URL: srv.URL})
 	r.send(strings.Replace(initLine, "%s", "1", 1))
 	if got := r.recv(); !strings.Contains(got, `"name": "pretty"`) {
@@ -314,7 +314,7 @@ func TestInvalidToolAnnotationsDropped(t *testing.T) {
 			io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(req.ID)+`,"result":{"content":[]}}`)
 		}
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the bridge stops (cleanups run last-in first-out)
 	r := startRaw(t, bridge.Config{URL: srv.URL})
 	meta := `"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}`
 	r.send(`{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{` + meta + `}}`)
@@ -374,5 +374,56 @@ func TestPlainNameFallback(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "=?base64?aMOpbGxv?=,héllo,héllo" {
 		t.Errorf("Mcp-Name headers sent: %q", names)
+	}
+}
+
+// TestResponseOnGETStream: a server may accept a request with 202 and send
+// its response on the standalone GET stream; the bridge routes it by id.
+func TestResponseOnGETStream(t *testing.T) {
+	t.Parallel()
+	events := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+			for {
+				select {
+				case ev := <-events:
+					io.WriteString(w, "data: "+ev+"\n\n")
+					w.(http.Flusher).Flush()
+				case <-r.Context().Done():
+					return
+				}
+			}
+		case http.MethodDelete:
+			return
+		}
+		var req struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		switch req.Method {
+		case "initialize":
+			w.Header().Set("Mcp-Session-Id", "s1")
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"jsonrpc":"2.0","id":`+string(req.ID)+`,"result":{"protocolVersion":"2025-03-26","serverInfo":{"name":"old","version":"1"},"capabilities":{}}}`)
+		case "tools/call":
+			w.WriteHeader(http.StatusAccepted)
+			events <- `{"jsonrpc":"2.0","id":` + string(req.ID) + `,"result":{"content":[{"type":"text","text":"via GET"}]}}`
+		default:
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	t.Cleanup(srv.Close) // after the bridge stops (cleanups run last-in first-out)
+	r := startRaw(t, bridge.Config{URL: srv.URL})
+	r.send(fmt.Sprintf(initLine, "1"))
+	r.recv()
+	r.send(`{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	r.send(`{"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"x","arguments":{}}}`)
+	if got := r.recv(); !strings.Contains(got, `"id":"c1"`) || !strings.Contains(got, "via GET") {
+		t.Errorf("response: %s", got)
 	}
 }

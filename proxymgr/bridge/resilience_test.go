@@ -276,3 +276,24 @@ func TestStrippedEnvironment(t *testing.T) {
 		t.Errorf("echo = %q", got)
 	}
 }
+
+// TestStreamResumption: the server closes a request's event stream before
+// the answer (SEP-1699: retry + Last-Event-ID); the bridge waits the retry
+// delay and resumes the stream with GET, and the answer arrives.
+func TestStreamResumption(t *testing.T) {
+	t.Parallel()
+	up := startUpstream(t, upstreamOptions{eventStore: true})
+	cs := connect(t, bridgeCmd(t, up.url()), legacy, nil)
+	if got := callText(t, cs, "interrupt", nil); got != "answered after the break" {
+		t.Fatalf("interrupt = %q", got)
+	}
+	var resumed bool
+	for _, r := range up.seen(http.MethodGet) {
+		if r.header.Get("Last-Event-Id") != "" {
+			resumed = true
+		}
+	}
+	if !resumed {
+		t.Errorf("no GET with Last-Event-ID; the answer came some other way")
+	}
+}

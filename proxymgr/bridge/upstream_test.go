@@ -295,6 +295,17 @@ func (u *upstream) newServer() *mcp.Server {
 	}}, func(_ context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return textResult("regional ok"), nil
 	})
+	// A tool that closes its response stream before answering (SEP-1699),
+	// so the client must resume it with Last-Event-ID after the retry delay.
+	mcp.AddTool(server, &mcp.Tool{Name: "interrupt", Description: "drops its stream, then answers"},
+		func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			if req.Extra == nil || req.Extra.CloseSSEStream == nil {
+				return textResult("no stream to close"), nil, nil
+			}
+			req.Extra.CloseSSEStream(mcp.CloseSSEStreamArgs{RetryAfter: 50 * time.Millisecond})
+			time.Sleep(100 * time.Millisecond)
+			return textResult("answered after the break"), nil, nil
+		})
 	server.AddPrompt(&mcp.Prompt{Name: "greet", Arguments: []*mcp.PromptArgument{{Name: "who"}}},
 		func(_ context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
 			return &mcp.GetPromptResult{Messages: []*mcp.PromptMessage{
