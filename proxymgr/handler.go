@@ -551,6 +551,13 @@ func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
 		p.addSession(sess, now)
 		rc.sess = sess
 	}
+	if sess != nil && r.Method == http.MethodGet {
+		sess.streams.Add(1)
+		defer func() {
+			sess.streams.Add(-1)
+			sess.touch(time.Now())
+		}()
+	}
 	p.respond(w, r, resp, rc)
 }
 

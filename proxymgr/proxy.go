@@ -185,7 +185,9 @@ func (p *Proxy) Start(ctx context.Context) error {
 			p.setState(StateError, err.Error())
 			return err
 		}
+		p.mu.Lock() // Status reads it concurrently
 		p.audit = w
+		p.mu.Unlock()
 	}
 	p.baseCtx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	srv := &http.Server{
@@ -222,7 +224,24 @@ func (p *Proxy) Start(ctx context.Context) error {
 	p.setState(StateRunning, "")
 	p.log.Info("proxy started", "addr", p.Addr(), "upstream", redactURL(p.up))
 	p.startProbe()
+	go p.janitor(p.baseCtx)
 	return nil
+}
+
+// janitor forgets, every few minutes, sessions that clients left behind.
+func (p *Proxy) janitor(ctx context.Context) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			for _, s := range p.sessions.sweep(now) {
+				p.endSession(s, "forgotten (idle)")
+			}
+		}
+	}
 }
 
 // Addr is the listening address, 127.0.0.1:PORT.
@@ -306,6 +325,7 @@ func (p *Proxy) Status() Status {
 		LastError: p.lastErr,
 		Since:     p.since,
 	}
+	aw := p.audit
 	p.mu.Unlock()
 	if st.State != StateStopped && st.Port != 0 {
 		st.URL = "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(st.Port)) + "/mcp"
@@ -318,7 +338,7 @@ func (p *Proxy) Status() Status {
 		BytesOut:   p.bytesOut.Load(),
 		Sessions:   int64(p.sessions.len()),
 		Streams:    p.streamsOpen.Load(),
-		AuditDrops: int64(p.audit.Drops()),
+		AuditDrops: int64(aw.Drops()),
 	}
 	st.Latency = p.lat.median()
 	return st

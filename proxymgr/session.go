@@ -123,6 +123,7 @@ type session struct {
 
 	reinitMu sync.Mutex // one re-initialization at a time
 	tr       tracker
+	streams  atomic.Int32 // open GET streams
 }
 
 func (s *session) upstream() string {
@@ -142,8 +143,9 @@ func (s *session) touch(now time.Time) {
 // re-initialization is lost).
 const maxSessions = 10000
 
-// sessionIdle is how long an unused session is remembered.
-const sessionIdle = 12 * time.Hour
+// sessionIdle is how long a session with no request and no open stream is
+// remembered (clients that quit without DELETE leave such sessions behind).
+const sessionIdle = time.Hour
 
 type sessionTable struct {
 	mu sync.Mutex
@@ -167,15 +169,7 @@ func (t *sessionTable) put(s *session, now time.Time) (evicted []*session) {
 		t.m = make(map[string]*session)
 	}
 	if len(t.m) >= maxSessions/2 {
-		for id, o := range t.m {
-			o.mu.Lock()
-			idle := now.Sub(o.lastSeen) > sessionIdle
-			o.mu.Unlock()
-			if idle {
-				delete(t.m, id)
-				evicted = append(evicted, o)
-			}
-		}
+		evicted = t.sweepLocked(now)
 	}
 	if len(t.m) >= maxSessions {
 		var oldest *session
@@ -192,6 +186,26 @@ func (t *sessionTable) put(s *session, now time.Time) (evicted []*session) {
 		evicted = append(evicted, oldest)
 	}
 	t.m[s.id] = s
+	return evicted
+}
+
+// sweep forgets sessions idle for sessionIdle with no open stream.
+func (t *sessionTable) sweep(now time.Time) []*session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sweepLocked(now)
+}
+
+func (t *sessionTable) sweepLocked(now time.Time) (evicted []*session) {
+	for id, o := range t.m {
+		o.mu.Lock()
+		idle := now.Sub(o.lastSeen) > sessionIdle && o.streams.Load() == 0
+		o.mu.Unlock()
+		if idle {
+			delete(t.m, id)
+			evicted = append(evicted, o)
+		}
+	}
 	return evicted
 }
 
