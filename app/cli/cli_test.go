@@ -12,7 +12,7 @@ import (
 func run(t *testing.T, argv ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Main(context.Background(), argv, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+	code = MainWith(context.Background(), argv, IO{In: strings.NewReader(""), Out: &out, Err: &errb}, newCLIEnv(t).opts)
 	return code, out.String(), errb.String()
 }
 

@@ -62,8 +62,8 @@ func TestConnectCommand(t *testing.T) {
 		code   int
 		errHas string
 	}{
-		{[]string{"connect"}, ExitUsage, "pass the server's endpoint with --url"},
-		{[]string{"connect", "docs"}, ExitUsage, "connecting by server name is not available yet"},
+		{[]string{"connect"}, ExitUsage, "pass an endpoint with --url"},
+		{[]string{"connect", "docs"}, ExitFailure, `no server "docs"`},
 		{[]string{"connect", "--url", "mcp.example.com"}, ExitUsage, "absolute http:// or https://"},
 		{[]string{"connect", "--url", "http://127.0.0.1:9/mcp", "--header", "nocolon"}, ExitUsage, "'Name: value'"},
 		{[]string{"connect", "a", "b", "--url", "http://127.0.0.1:9/mcp"}, ExitUsage, "accepts at most 1 arg"},
@@ -72,7 +72,7 @@ func TestConnectCommand(t *testing.T) {
 		{[]string{"connect", "--url", "http://127.0.0.1:9/mcp", "--log-file", filepath.Join(t.TempDir(), "no", "such", "dir.log")}, ExitFailure, "open the log file"},
 	} {
 		var out, errb bytes.Buffer
-		code := Main(context.Background(), tc.argv, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+		code := MainWith(context.Background(), tc.argv, IO{In: strings.NewReader(""), Out: &out, Err: &errb}, newCLIEnv(t).opts)
 		if code != tc.code || !strings.Contains(errb.String(), tc.errHas) {
 			t.Errorf("%q: exit %d, stderr %q; want exit %d and %q", tc.argv, code, errb.String(), tc.code, tc.errHas)
 		}

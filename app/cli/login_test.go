@@ -92,7 +92,6 @@ func TestLoginUsage(t *testing.T) {
 	t.Parallel()
 	for _, argv := range [][]string{
 		{"login", "--url", "https://x.example/mcp"},
-		{"login", "demo"},
 		{"login", "a", "--name", "b", "--url", "https://x.example/mcp"},
 		{"logout"},
 	} {
@@ -100,6 +99,11 @@ func TestLoginUsage(t *testing.T) {
 		if code != ExitUsage || !strings.Contains(errOut, "--help") {
 			t.Errorf("%q: exit %d, stderr %q; want a usage error", argv, code, errOut)
 		}
+	}
+	// A catalog server that does not use OAuth: a failure that says why.
+	code, _, errOut := run(t, "login", "demo")
+	if code != ExitFailure || !strings.Contains(errOut, "sign-in is for servers with auth.type oauth") {
+		t.Errorf("login demo: exit %d, stderr %q", code, errOut)
 	}
 }
 

@@ -110,7 +110,8 @@ func TestProxyCommandErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"proxy"}, ExitUsage, "--upstream"},
-		{[]string{"proxy", "github"}, ExitUsage, "by server name is not available yet"},
+		{[]string{"proxy", "github"}, ExitFailure, `no server "github"`},
+		{[]string{"proxy", "github", "--deny", "x"}, ExitUsage, "go with --upstream"},
 		{[]string{"proxy", "a", "--name", "b", "--upstream", "http://x/"}, ExitUsage, "named twice"},
 		{[]string{"proxy", "--upstream", "ftp://x/"}, ExitUsage, "scheme must be https or http"},
 		{[]string{"proxy", "--upstream", "http://x/", "--deny", "^(bad$"}, ExitUsage, `deny pattern 1 "^(bad$"`},

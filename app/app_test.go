@@ -1,0 +1,272 @@
+package app
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"keyport/app/internal/apptest"
+)
+
+// waitFor polls cond (reading memory only) until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func serversYAML(servers ...string) string {
+	return "servers:\n" + strings.Join(servers, "")
+}
+
+func acmeYAML(url, extra string) string {
+	return "  - name: acme\n    url: " + url + "\n    auth:\n      type: bearer\n" + extra
+}
+
+func writeServers(t *testing.T, te testEnv, body string) {
+	t.Helper()
+	if err := os.MkdirAll(te.dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Save as editors do: write a temp file and rename it over.
+	tmp := filepath.Join(te.dir, ".servers.yaml.tmp")
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(te.dir, "servers.yaml")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDemoOnFirstRun: an empty catalog shows the demo server; its proxy
+// runs with a token created in the keychain, and whoami sees that token.
+func TestDemoOnFirstRun(t *testing.T) {
+	te := newTestEnv(t)
+	a := newTestApp(t, te)
+	if _, err := os.Stat(filepath.Join(te.dir, "servers.yaml")); err != nil {
+		t.Fatalf("first run wrote no example servers.yaml: %v", err)
+	}
+	vs := a.Servers()
+	if len(vs) != 1 || vs[0].Name != DemoName || !vs[0].Demo {
+		t.Fatalf("first-run servers = %+v, want the demo alone", vs)
+	}
+	if err := a.SetProxyEnabled(context.Background(), DemoName, true); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := a.Server(DemoName)
+	if v.State != ProxyRunning || v.LocalURL == "" || !v.Credential.Set {
+		t.Fatalf("demo after toggle: %+v", v)
+	}
+	s := apptest.Connect(t, v.LocalURL)
+	res, err := s.CallTool(context.Background(), &mcpCallWhoami)
+	if err != nil || res.IsError {
+		t.Fatalf("whoami: %v %+v", err, res)
+	}
+	if txt := textOf(res); !strings.Contains(strings.ToLower(txt), "valid") && !strings.Contains(strings.ToLower(txt), "authenticated") {
+		t.Errorf("whoami through the proxy says %q; want it to have got the demo token", txt)
+	}
+	if err := a.SetDemoHidden(true); err != nil {
+		t.Fatal(err)
+	}
+	if vs := a.Servers(); len(vs) != 0 {
+		t.Errorf("hidden demo still listed: %+v", vs)
+	}
+}
+
+// TestLiveReload: edits of servers.yaml reach the running app: a changed
+// policy restarts the proxy with it, an invalid edit keeps the last good
+// catalog and reports the error, a removed server's proxy stops.
+func TestLiveReload(t *testing.T) {
+	te := newTestEnv(t)
+	up := apptest.NewUpstream(t, "tok-live")
+	writeServers(t, te, serversYAML(acmeYAML(up.URL, "")))
+	a := newTestApp(t, te)
+	events, cancel := a.Subscribe()
+	defer cancel()
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetSecret("acme", "bearer", "tok-live"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetProxyEnabled(context.Background(), "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := a.Server("acme")
+	port := v.Port
+	if got := apptest.ToolNames(t, apptest.Connect(t, v.LocalURL)); len(got) != 2 {
+		t.Fatalf("tools = %v", got)
+	}
+
+	writeServers(t, te, serversYAML(acmeYAML(up.URL, "    tools:\n      deny: [delete_*]\n")))
+	waitFor(t, "the new policy to apply through the restarted proxy", func() bool {
+		got, err := apptest.TryToolNames(v.LocalURL)
+		return err == nil && strings.Join(got, ",") == "search"
+	})
+	v, _ = a.Server("acme")
+	if v.Port != port || v.State != ProxyRunning {
+		t.Errorf("the restarted proxy is %s on port %d, was on %d", v.State, v.Port, port)
+	}
+
+	writeServers(t, te, "servers:\n  - name: acme\n    url: [broken\n")
+	waitFor(t, "the catalog error", func() bool { return a.CatalogError() != "" })
+	if !strings.Contains(a.CatalogError(), "servers.yaml") {
+		t.Errorf("catalog error %q does not name the file", a.CatalogError())
+	}
+	if v, err := a.Server("acme"); err != nil || v.State != ProxyRunning {
+		t.Errorf("a bad edit must keep the last good catalog running: %+v %v", v, err)
+	}
+	sawError := false
+	for len(events) > 0 {
+		if ev := <-events; ev.Kind == EventCatalogError && ev.Err != "" {
+			sawError = true
+		}
+	}
+	if !sawError {
+		t.Error("no EventCatalogError was published")
+	}
+
+	writeServers(t, te, serversYAML("  - name: other\n    url: https://other.example.com/mcp\n"))
+	waitFor(t, "acme to go", func() bool { _, err := a.Server("acme"); return err != nil })
+	if a.CatalogError() != "" {
+		t.Errorf("the error did not clear: %s", a.CatalogError())
+	}
+	waitFor(t, "the removed server's proxy to stop", func() bool {
+		st, ok := a.manager().Status("acme")
+		return !ok || st.State == "stopped"
+	})
+}
+
+// TestProxiesComeBackOnTheirPorts: a proxy left on is restored at the next
+// start, on the same port.
+func TestProxiesComeBackOnTheirPorts(t *testing.T) {
+	te := newTestEnv(t)
+	up := apptest.NewUpstream(t, "tok-restore")
+	writeServers(t, te, serversYAML(acmeYAML(up.URL, "")))
+	a, err := New(te.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetSecret("acme", "bearer", "tok-restore")
+	if err := a.SetProxyEnabled(context.Background(), "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := a.Server("acme")
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newTestApp(t, te)
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the proxy to come back", func() bool {
+		w, _ := b.Server("acme")
+		return w.State == ProxyRunning
+	})
+	w, _ := b.Server("acme")
+	if w.Port != v.Port || w.LocalURL != v.LocalURL {
+		t.Errorf("restored on %s, was %s", w.LocalURL, v.LocalURL)
+	}
+	if got := apptest.ToolNames(t, apptest.Connect(t, w.LocalURL)); len(got) != 2 {
+		t.Errorf("tools = %v", got)
+	}
+}
+
+// TestClientsWiring: one click wires a server into Cursor and Claude
+// Desktop in a temp HOME; status follows; Undo restores; an outside edit is
+// seen by the watcher.
+func TestClientsWiring(t *testing.T) {
+	te := newTestEnv(t)
+	writeServers(t, te, serversYAML("  - name: acme\n    url: https://acme.example.com/mcp\n"))
+	a := newTestApp(t, te)
+	events, cancel := a.Subscribe()
+	defer cancel()
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	state := func(id string) ClientView {
+		for _, c := range a.Clients("acme") {
+			if c.ID == id {
+				return c
+			}
+		}
+		t.Fatalf("no client %s", id)
+		return ClientView{}
+	}
+	if st := state("cursor"); st.State != ClientMissing {
+		t.Fatalf("cursor before: %+v", st)
+	}
+	prev, err := a.PreviewClient("cursor", "acme", true)
+	if err != nil || !strings.Contains(prev.Diff, "keyport-acme") || prev.Wrote {
+		t.Fatalf("preview: %+v %v", prev, err)
+	}
+	cursorFile := filepath.Join(te.home, ".cursor", "mcp.json")
+	if _, err := os.Stat(cursorFile); err == nil {
+		t.Fatal("preview wrote the file")
+	}
+	if _, err := a.ApplyClient("cursor", "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	st := state("cursor")
+	if st.State != ClientOK || !st.CanUndo || st.Path != cursorFile {
+		t.Fatalf("cursor after add: %+v", st)
+	}
+	body, _ := os.ReadFile(cursorFile)
+	v, _ := a.Server("acme")
+	if !strings.Contains(string(body), v.LocalURL) {
+		t.Errorf("cursor file does not point at %s:\n%s", v.LocalURL, body)
+	}
+	if _, err := a.ApplyClient("claude", "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	if st := state("claude"); st.State != ClientOK || st.NeedsRestart == "" {
+		t.Errorf("claude: %+v", st)
+	}
+
+	// An outside edit (the port changed by hand) makes the entry stale and
+	// reaches subscribers.
+	for len(events) > 0 {
+		<-events
+	}
+	edited := strings.Replace(string(body), v.LocalURL, "http://127.0.0.1:1/mcp", 1)
+	tmp := cursorFile + ".tmp"
+	os.WriteFile(tmp, []byte(edited), 0o600)
+	os.Rename(tmp, cursorFile)
+	deadline := time.After(10 * time.Second)
+	for got := false; !got; {
+		select {
+		case ev := <-events:
+			got = ev.Kind == EventClients
+		case <-deadline:
+			t.Fatal("no EventClients after an outside edit")
+		}
+	}
+	if st := state("cursor"); st.State != ClientStale {
+		t.Errorf("cursor after the outside edit: %+v", st)
+	}
+
+	if err := a.UndoClient("claude"); err != nil {
+		t.Fatal(err)
+	}
+	if st := state("claude"); st.State != ClientMissing {
+		t.Errorf("claude after undo: %+v", st)
+	}
+
+	// Removing the server removes its entries.
+	if err := a.RemoveServer("acme"); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = os.ReadFile(cursorFile)
+	if strings.Contains(string(body), "keyport-acme") {
+		t.Errorf("removed server still in cursor:\n%s", body)
+	}
+}

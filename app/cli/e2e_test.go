@@ -1,0 +1,269 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"keyport/app"
+	"keyport/app/internal/apptest"
+)
+
+// cliEnv is a temp home and config dir and the App options pointing there.
+type cliEnv struct {
+	home, dir string
+	opts      app.Options
+}
+
+func newCLIEnv(t *testing.T) cliEnv {
+	t.Helper()
+	home := t.TempDir()
+	dir := filepath.Join(home, ".config", "keyport")
+	kc, service := apptest.Keychain(t)
+	env := map[string]string{"HOME": home, "XDG_CONFIG_HOME": filepath.Join(home, ".config")}
+	return cliEnv{home: home, dir: dir, opts: app.Options{
+		ConfigDir: dir, Home: home, Keychain: kc, KeychainService: service,
+		Executable: "/opt/keyport/bin/keyport", Env: func(k string) string { return env[k] },
+	}}
+}
+
+func (c cliEnv) run(t *testing.T, stdin string, argv ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = MainWith(context.Background(), argv, IO{In: strings.NewReader(stdin), Out: &out, Err: &errb}, c.opts)
+	return code, out.String(), errb.String()
+}
+
+// startProxy runs `keyport proxy argv...` until the test ends and returns
+// the port it announced.
+func (c cliEnv) startProxy(t *testing.T, argv ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- MainWith(ctx, append([]string{"proxy"}, argv...), IO{In: strings.NewReader(""), Out: pw, Err: &errb}, c.opts)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("proxy exited %d: %s", code, errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("proxy did not stop within 10s of its context ending")
+		}
+	})
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil {
+		t.Fatalf("proxy printed nothing: %v (stderr %s)", err, errb.String())
+	}
+	m := regexp.MustCompile(`^Proxying connections to (\S+) on 127\.0\.0\.1:(\d+)\n$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("proxy announced %q, want exactly \"Proxying connections to NAME on 127.0.0.1:PORT\"", line)
+	}
+	go io.Copy(io.Discard, pr)
+	return m[2]
+}
+
+// TestEndToEndBearerServer: keyport add a server that requires a bearer
+// token → keyport proxy → a go-sdk client lists and calls tools → the
+// upstream saw the token → nothing Keyport wrote holds it.
+func TestEndToEndBearerServer(t *testing.T) {
+	const token = "tok-9f8e7d6c5b4a-never-in-a-file"
+	c := newCLIEnv(t)
+	up := apptest.NewUpstream(t, token)
+
+	code, out, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer",
+		"--description", "Acme tools", "--label", "team=data")
+	if code != 0 {
+		t.Fatalf("add: exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "Added acme") {
+		t.Errorf("add output %q", out)
+	}
+
+	port := c.startProxy(t, "acme")
+	s := apptest.Connect(t, "http://127.0.0.1:"+port+"/mcp")
+	if got := apptest.ToolNames(t, s); strings.Join(got, ",") != "delete_all,search" {
+		t.Errorf("tools through the proxy = %v", got)
+	}
+	res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "search", Arguments: map[string]any{"text": "hi"}})
+	if err != nil || res.IsError {
+		t.Fatalf("tools/call: %v %+v", err, res)
+	}
+	if txt := res.Content[0].(*mcp.TextContent).Text; txt != "search:hi" {
+		t.Errorf("tools/call answered %q", txt)
+	}
+	if !up.SawOnly("Bearer " + token) {
+		t.Error("the upstream did not get the bearer token on every request")
+	}
+	s.Close()
+
+	// Wiring clients writes the local proxy, never the token.
+	if code, out, errOut := c.run(t, "", "config", "acme", "--client-config=cursor"); code != 0 ||
+		!strings.Contains(out, "Updated client configuration at: "+filepath.Join(c.home, ".cursor", "mcp.json")) {
+		t.Fatalf("config cursor: exit %d: %s %s", code, out, errOut)
+	}
+	if code, _, errOut := c.run(t, "", "config", "acme", "--client-config=claude"); code != 0 {
+		t.Fatalf("config claude: exit %d: %s", code, errOut)
+	}
+	cursor, err := os.ReadFile(filepath.Join(c.home, ".cursor", "mcp.json"))
+	if err != nil || !strings.Contains(string(cursor), `"keyport-acme"`) || !strings.Contains(string(cursor), "http://127.0.0.1:") {
+		t.Errorf("cursor config: %v\n%s", err, cursor)
+	}
+	claude, err := os.ReadFile(filepath.Join(c.home, ".config", "Claude", "claude_desktop_config.json"))
+	if err != nil || !strings.Contains(string(claude), `"/opt/keyport/bin/keyport"`) || !strings.Contains(string(claude), `"connect"`) {
+		t.Errorf("claude config: %v\n%s", err, claude)
+	}
+
+	// The audit log has the call; the token is nowhere on disk.
+	time.Sleep(300 * time.Millisecond) // the audit writer is asynchronous
+	audit, err := os.ReadFile(filepath.Join(c.dir, "audit", "acme.jsonl"))
+	if err != nil || !strings.Contains(string(audit), `"tool":"search"`) {
+		t.Errorf("audit log: %v\n%s", err, audit)
+	}
+	apptest.ScanForSecret(t, token, c.home)
+}
+
+// TestConnectByName drives `keyport connect NAME` over pipes with a go-sdk
+// client: with no app running it runs its own proxy with the keychain's
+// credentials.
+func TestConnectByName(t *testing.T) {
+	const token = "tok-connect-123456"
+	c := newCLIEnv(t)
+	up := apptest.NewUpstream(t, token)
+	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- MainWith(context.Background(), []string{"connect", "acme"}, IO{In: inR, Out: outW, Err: &errb}, c.opts)
+		outW.Close()
+	}()
+	client := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil)
+	s, err := client.Connect(context.Background(), &mcp.IOTransport{Reader: outR, Writer: inW}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v (stderr %s)", err, errb.String())
+	}
+	if got := apptest.ToolNames(t, s); len(got) != 2 {
+		t.Errorf("tools over the bridge = %v", got)
+	}
+	if !up.SawOnly("Bearer " + token) {
+		t.Error("the upstream did not get the bearer token")
+	}
+	s.Close() // closes stdin: the bridge ends
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("connect exited %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("connect did not exit after stdin closed")
+	}
+	apptest.ScanForSecret(t, token, c.home)
+}
+
+func TestLsFormats(t *testing.T) {
+	c := newCLIEnv(t)
+	for _, argv := range [][]string{
+		{"add", "alpha", "https://alpha.example.com/mcp", "--description", "Alpha  search\nservice", "--label", "env=prod", "--label", "team=data"},
+		{"add", "beta", "http://127.0.0.1:9/mcp"},
+	} {
+		if code, _, errOut := c.run(t, "", argv...); code != 0 {
+			t.Fatalf("%v: %s", argv, errOut)
+		}
+	}
+	// A policy that denies everything is flagged.
+	if err := os.WriteFile(filepath.Join(c.dir, "servers.yaml"), []byte(strings.Replace(mustRead(t, filepath.Join(c.dir, "servers.yaml")),
+		"url: http://127.0.0.1:9/mcp", "url: http://127.0.0.1:9/mcp\n    tools:\n      deny: [\"*\"]", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, text, _ := c.run(t, "", "ls")
+	golden(t, "ls.txt", text)
+	_, js, _ := c.run(t, "", "ls", "--format", "json")
+	golden(t, "ls.json", js)
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(js), &rows); err != nil || len(rows) != 2 {
+		t.Fatalf("ls json: %v %s", err, js)
+	}
+	_, filtered, _ := c.run(t, "", "ls", "--labels", "env=prod", "--format", "yaml")
+	golden(t, "ls-labels.yaml", filtered)
+	_, searched, _ := c.run(t, "", "ls", "--search", "BETA")
+	if !strings.Contains(searched, "beta") || strings.Contains(searched, "alpha") {
+		t.Errorf("ls --search BETA:\n%s", searched)
+	}
+	if code, _, errOut := c.run(t, "", "ls", "--format", "xml"); code != ExitUsage || !strings.Contains(errOut, "text, json or yaml") {
+		t.Errorf("ls --format xml: exit %d %q", code, errOut)
+	}
+}
+
+func TestAddRejectsBadInputWithoutWriting(t *testing.T) {
+	c := newCLIEnv(t)
+	for _, tc := range []struct {
+		argv []string
+		want string
+	}{
+		{[]string{"add", "Bad_Name", "https://x.example.com/mcp"}, "lowercase"},
+		{[]string{"add", "plain", "http://example.com/mcp"}, "https"},
+		{[]string{"add", "twice", "https://x.example.com/mcp", "--bearer", "--oauth"}, "one of"},
+	} {
+		code, _, errOut := c.run(t, "tok\n", tc.argv...)
+		if code == 0 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want it to mention %q", tc.argv, code, errOut, tc.want)
+		}
+	}
+	_, out, _ := c.run(t, "", "ls", "--format", "json")
+	var rows []map[string]any
+	json.Unmarshal([]byte(out), &rows)
+	for _, r := range rows {
+		if r["name"] != "demo" {
+			t.Errorf("a rejected add left %v in the catalog", r["name"])
+		}
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// golden compares got with testdata/name; KEYPORT_UPDATE_GOLDEN=1 rewrites it.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if os.Getenv("KEYPORT_UPDATE_GOLDEN") == "1" {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run with KEYPORT_UPDATE_GOLDEN=1 to create it)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs:\n--- want\n%s\n--- got\n%s", name, want, got)
+	}
+}
