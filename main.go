@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"keyport/app"
 	"keyport/app/cli"
+	"keyport/app/instance"
 	"keyport/ui/launch"
 )
 
@@ -32,12 +34,24 @@ func runGUI() int {
 		fmt.Fprintf(os.Stderr, "keyport: %v\n", launch.ErrNoDisplay)
 		return cli.ExitFailure
 	}
+	// One Keyport GUI per user: a second launch brings the first one's
+	// window forward and exits, before it could start any proxy.
+	if err := launch.Claim(); errors.Is(err, instance.ErrRunning) {
+		fmt.Fprintln(os.Stderr, "keyport: Keyport is already running; its window was brought forward")
+		return cli.ExitOK
+	} else if err != nil {
+		slog.Warn("single-instance check failed; continuing", "err", err)
+	}
 	core, err := app.New(app.Options{})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
 		return cli.ExitFailure
 	}
 	defer core.Close()
+	if err := core.Start(context.Background()); err != nil {
+		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
+		return cli.ExitFailure
+	}
 	if err := launch.Run(core); err != nil {
 		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
 		return cli.ExitFailure

@@ -44,6 +44,9 @@ type Options struct {
 	// Env looks up environment variables for client config paths
 	// (APPDATA, CLAUDE_CONFIG_DIR...); nil means os.Getenv.
 	Env func(string) string
+	// AutostartDir overrides where the start-at-login entry lives (tests);
+	// "" means the desktop's own place.
+	AutostartDir string
 }
 
 // App is the application core shared by the CLI and the GUI. It is safe for
@@ -60,6 +63,7 @@ type App struct {
 
 	keychain        secrets.Backend // nil: the OS keychain
 	keychainService string
+	autostartDir    string
 
 	mu       sync.Mutex
 	cat      *catalog.Catalog // the last good catalog
@@ -126,7 +130,7 @@ func New(opts Options) (*App, error) {
 		a.log.Warn("state file was unreadable and was set aside", "warning", warning)
 	}
 	a.state = st
-	a.keychain, a.keychainService = opts.Keychain, opts.KeychainService
+	a.keychain, a.keychainService, a.autostartDir = opts.Keychain, opts.KeychainService, opts.AutostartDir
 	a.secrets = secrets.New(secrets.Options{
 		Backend: opts.Keychain, Service: opts.KeychainService, CacheTTL: secretsCacheTTL,
 	})
