@@ -1,3 +1,8 @@
 package launch
-import ("keyport/app"; "keyport/ui")
+
+import (
+	"keyport/app"
+	"keyport/ui"
+)
+
 var _ ui.Core = (*app.App)(nil)
