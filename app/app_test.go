@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
 	"keyport/app/internal/apptest"
 )
 
@@ -268,5 +270,62 @@ func TestClientsWiring(t *testing.T) {
 	body, _ = os.ReadFile(cursorFile)
 	if strings.Contains(string(body), "keyport-acme") {
 		t.Errorf("removed server still in cursor:\n%s", body)
+	}
+}
+
+// TestToolsPolicyAndAudit: the policy editor sees every tool marked by the
+// policy, a denied call never reaches the upstream, and the audit tail has
+// the calls.
+func TestToolsPolicyAndAudit(t *testing.T) {
+	te := newTestEnv(t)
+	up := apptest.NewUpstream(t, "tok-tools")
+	writeServers(t, te, serversYAML(acmeYAML(up.URL, "    tools:\n      deny: [delete_*]\n")))
+	a := newTestApp(t, te)
+	a.SetSecret("acme", "bearer", "tok-tools")
+	tools, err := a.Tools(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, tl := range tools {
+		got[tl.Name] = tl.Allowed
+	}
+	if len(got) != 2 || !got["search"] || got["delete_all"] {
+		t.Errorf("Tools = %+v, want search allowed and delete_all denied", tools)
+	}
+	allowed, err := a.CheckPolicy([]string{"^s.*$"}, nil, []string{"search", "delete_all"})
+	if err != nil || len(allowed) != 1 || allowed[0] != "search" {
+		t.Errorf("CheckPolicy = %v, %v", allowed, err)
+	}
+	if _, err := a.CheckPolicy([]string{"^(bad$"}, nil, nil); err == nil {
+		t.Error("CheckPolicy accepted a broken regexp")
+	}
+
+	if err := a.SetProxyEnabled(context.Background(), "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := a.Server("acme")
+	s := apptest.Connect(t, v.LocalURL)
+	if _, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "search", Arguments: map[string]any{"text": "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "delete_all", Arguments: map[string]any{"text": "x"}})
+	if err == nil && (res == nil || !res.IsError) {
+		t.Fatal("a denied tool call succeeded")
+	}
+	if c := up.Called(); len(c) != 1 || c[0] != "search" {
+		t.Errorf("the upstream saw calls %v; the denied one must never reach it", c)
+	}
+	waitFor(t, "the audit log to show both calls", func() bool {
+		es, _ := a.Audit("acme", 50)
+		var search, denied bool
+		for _, e := range es {
+			search = search || (e.Tool == "search" && e.Outcome == "ok")
+			denied = denied || (e.Tool == "delete_all" && e.Outcome == "denied")
+		}
+		return search && denied
+	})
+	if es, _ := a.Audit("acme", 1); len(es) != 1 {
+		t.Errorf("Audit(n=1) returned %d entries", len(es))
 	}
 }

@@ -5,4 +5,5 @@ import (
 	"keyport/ui"
 )
 
+// *app.App must implement ui.Core: the window and tray drive the real core.
 var _ ui.Core = (*app.App)(nil)
