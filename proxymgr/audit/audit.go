@@ -3,8 +3,8 @@
 // error), to a size-rotated file.
 //
 // Writing never blocks the caller: Log queues the event in a bounded buffer
-// that a single goroutine drains; when the buffer is full the event is dropped
-// and counted (Drops). Every line passes through a redaction step first, so
+// that a single goroutine drains (and flushes to the file within 200 ms);
+// when the buffer is full the event is dropped and counted (Drops). Every line passes through a redaction step first, so
 // no credential can reach the file (see Redactor).
 package audit
 
@@ -244,18 +244,34 @@ func (w *Writer) Close() error {
 	return w.err
 }
 
+// flushDelay is how long a written event may wait in the buffer: flushing
+// per event would cost a write per request.
+const flushDelay = 200 * time.Millisecond
+
 func (w *Writer) run() {
 	defer close(w.done)
-	for e := range w.ch {
-		w.write(*e)
-		if len(w.ch) == 0 {
+	var timer *time.Timer
+	var flushC <-chan time.Time
+	for {
+		select {
+		case e, ok := <-w.ch:
+			if !ok {
+				w.flush()
+				if w.f != nil {
+					if err := w.f.Close(); err != nil && w.err == nil {
+						w.err = err
+					}
+				}
+				return
+			}
+			w.write(*e)
+			if timer == nil {
+				timer = time.NewTimer(flushDelay)
+				flushC = timer.C
+			}
+		case <-flushC:
 			w.flush()
-		}
-	}
-	w.flush()
-	if w.f != nil {
-		if err := w.f.Close(); err != nil && w.err == nil {
-			w.err = err
+			timer, flushC = nil, nil
 		}
 	}
 }

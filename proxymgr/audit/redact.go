@@ -119,8 +119,10 @@ var sensitiveKeys = []string{
 	"privatekey", "credential", "credentials", "sessiontoken", "bearer",
 }
 
+var keyNormalizer = strings.NewReplacer("-", "", "_", "", " ", "")
+
 func sensitiveKey(k string) bool {
-	k = strings.ToLower(strings.NewReplacer("-", "", "_", "", " ", "").Replace(k))
+	k = strings.ToLower(keyNormalizer.Replace(k))
 	for _, s := range sensitiveKeys {
 		if k == s {
 			return true
