@@ -16,16 +16,15 @@
 //
 //   - tools/call round trip p50 and throughput at 1 and 32 concurrent
 //     sessions, and each hop's added latency (p50 - direct p50);
-//
 //   - SSE pass-through: how much later than direct each event of a stream
 //     reaches the client (p50 and p99);
-//
 //   - memory per idle proxy (Go heap + stacks, 100 proxies in one process);
-//
 //   - memory of 1,000 open GET streams through one proxy (Go heap + stacks
 //     and RSS of the proxy's process), against the bare hop's.
 //
-//     go run ./bench/proxy -rounds 5
+// Run it with:
+//
+//	go run ./bench/proxy -rounds 5
 package main
 
 import (
