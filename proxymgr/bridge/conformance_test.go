@@ -71,9 +71,12 @@ func TestConformance(t *testing.T) {
 		t.Skipf("the test binary's path %q cannot go through the suite's --command (split on spaces)", exe)
 	}
 	t.Parallel()
+	slots := make(chan struct{}, 3) // a few Node processes at a time: the machine has 2 cores
 	for _, run := range conformanceRuns {
 		t.Run(run.scenario+"@"+run.version, func(t *testing.T) {
 			t.Parallel()
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			out := t.TempDir()
 			cmd := exec.Command(node, cli, "client", "--command", exe+" conformance-client",
 				"--scenario", run.scenario, "--spec-version", run.version, "--timeout", "60000", "-o", out)
