@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Want is what Keyport wants in a client config for one server. The client
@@ -37,6 +38,18 @@ func (w Want) Key() string { return EntryKey(w.Server) }
 func (w Want) check() error {
 	if err := checkServerName(w.Server); err != nil {
 		return err
+	}
+	for _, s := range append([]string{w.URL, w.Command}, w.Args...) {
+		if !utf8.ValidString(s) {
+			return fmt.Errorf("server %q: URL, command and args must be valid UTF-8", w.Server)
+		}
+	}
+	for _, m := range []map[string]string{w.Headers, w.Env} {
+		for k, v := range m {
+			if !utf8.ValidString(k) || !utf8.ValidString(v) {
+				return fmt.Errorf("server %q: header and env names and values must be valid UTF-8", w.Server)
+			}
+		}
 	}
 	if w.URL == "" && w.Command == "" {
 		return fmt.Errorf("server %q: neither a URL nor a command to write", w.Server)
@@ -84,6 +97,9 @@ func isAbsAny(p string) bool { return strings.HasPrefix(p, "/") || isWindowsAbs(
 type field struct {
 	key string
 	val any // string, []string, object or rawJSON
+	// rawKey, when set, is the key's JSON string literal as it was in the
+	// file (kept verbatim, e.g. with its escapes).
+	rawKey string
 }
 
 type object []field
@@ -108,7 +124,7 @@ func sortedFields(m map[string]string) object {
 	sort.Strings(keys)
 	o := make(object, 0, len(keys))
 	for _, k := range keys {
-		o = append(o, field{k, m[k]})
+		o = append(o, field{key: k, val: m[k]})
 	}
 	return o
 }
@@ -124,11 +140,11 @@ func (c Client) entryFor(w Want) (object, error) {
 	var o object
 	if c.remote(w) {
 		if c.HTTPType != "" {
-			o = append(o, field{"type", c.HTTPType})
+			o = append(o, field{key: "type", val: c.HTTPType})
 		}
-		o = append(o, field{c.URLKey, w.URL})
+		o = append(o, field{key: c.URLKey, val: w.URL})
 		if len(w.Headers) > 0 {
-			o = append(o, field{"headers", sortedFields(w.Headers)})
+			o = append(o, field{key: "headers", val: sortedFields(w.Headers)})
 		}
 		return o, nil
 	}
@@ -136,16 +152,16 @@ func (c Client) entryFor(w Want) (object, error) {
 		return nil, fmt.Errorf("server %q: %s cannot reach a URL directly; it needs the stdio bridge: set Want.Command to the absolute path of keyport (and Args to [\"connect\", %q])", w.Server, c.Name, w.Server)
 	}
 	if c.StdioType != "" {
-		o = append(o, field{"type", c.StdioType})
+		o = append(o, field{key: "type", val: c.StdioType})
 	}
-	o = append(o, field{"command", w.Command})
+	o = append(o, field{key: "command", val: w.Command})
 	args := w.Args
 	if args == nil {
 		args = []string{}
 	}
-	o = append(o, field{"args", args})
+	o = append(o, field{key: "args", val: args})
 	if len(w.Env) > 0 {
-		o = append(o, field{"env", sortedFields(w.Env)})
+		o = append(o, field{key: "env", val: sortedFields(w.Env)})
 	}
 	return o, nil
 }
@@ -172,7 +188,11 @@ func toPlain(v any) any {
 	case object:
 		m := make(map[string]any, len(x))
 		for _, f := range x {
-			m[f.key] = toPlain(f.val)
+			k := f.key
+			if f.rawKey != "" {
+				_ = decodeJSON([]byte(f.rawKey), &k)
+			}
+			m[k] = toPlain(f.val)
 		}
 		return m
 	case rawJSON:

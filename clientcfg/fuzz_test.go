@@ -207,7 +207,7 @@ func mergedPlainOK(have any, want object) object {
 	for k, v := range m {
 		if _, ok := want.get(k); !ok && !managedKeys[k] {
 			b := compactJSON(v)
-			out = append(out, field{k, rawJSON(b)})
+			out = append(out, field{key: k, val: rawJSON(b)})
 		}
 	}
 	return out

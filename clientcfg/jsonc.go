@@ -467,7 +467,11 @@ func renderTo(b *strings.Builder, v any, ind string, st style, pretty bool) {
 			} else if i > 0 {
 				b.WriteString(comma)
 			}
-			b.WriteString(quote(f.key))
+			if f.rawKey != "" {
+				b.WriteString(f.rawKey)
+			} else {
+				b.WriteString(quote(f.key))
+			}
 			if pretty {
 				b.WriteString(": ")
 			} else {

@@ -253,29 +253,35 @@ func (d *doc) raw() []byte {
 }
 
 // mergeExtras appends the members of the existing entry that Keyport does
-// not manage (e.g. "disabled", "timeout") to the wanted entry.
+// not manage (e.g. "disabled", "timeout") to the wanted entry. Of a key
+// given twice the last value is kept, as clients read it.
 func mergeExtras(d *doc, entry object, existing *hujson.Value) object {
 	obj, ok := existing.Value.(*hujson.Object)
 	if !ok {
 		return entry
 	}
 	merged := append(object{}, entry...)
-	seen := map[string]bool{}
+	at := map[string]int{}
 	for _, f := range entry {
-		seen[f.key] = true
+		at[f.key] = -1
 	}
 	for i := range obj.Members {
 		m := &obj.Members[i]
 		name := memberName(m)
-		if managedKeys[name] || seen[name] {
+		if managedKeys[name] || at[name] < 0 {
 			continue
 		}
-		seen[name] = true
 		b, err := hujson.Minimize(bytes.Clone(d.valueBytes(&m.Value)))
 		if err != nil {
 			continue
 		}
-		merged = append(merged, field{name, rawJSON(b)})
+		f := field{key: name, val: rawJSON(b), rawKey: string(d.src[m.Name.StartOffset:m.Name.EndOffset])}
+		if j, ok := at[name]; ok {
+			merged[j] = f
+			continue
+		}
+		at[name] = len(merged)
+		merged = append(merged, f)
 	}
 	return merged
 }
@@ -322,7 +328,7 @@ func applySets(d *doc, sec section, rootKey string, sets []setItem, st style) ([
 	servers := make(object, 0, len(sets))
 	for _, s := range sets {
 		if len(s.occ) == 0 {
-			servers = append(servers, field{s.key, s.merged})
+			servers = append(servers, field{key: s.key, val: s.merged})
 		}
 	}
 	switch {

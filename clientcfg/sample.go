@@ -52,7 +52,7 @@ func RenderSample(c Client, wants []Want, f JSONFormat) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		servers = append(servers, field{w.Key(), e})
+		servers = append(servers, field{key: w.Key(), val: e})
 	}
 	st := style{nl: "\n", unit: "  ", colon: ": ", format: f}
 	if f == FormatCompact {
