@@ -156,8 +156,8 @@ func statusTip(s app.ServerView) string {
 	return t
 }
 
-// notice is a desktop notification to send.
-type notice struct{ Title, Body string }
+// notice is a desktop notification to send about a server.
+type notice struct{ Server, Title, Body string }
 
 // transitions compares two snapshots and returns the notifications the change
 // deserves: a proxy failed, an upstream became unreachable, or a server in
@@ -178,17 +178,19 @@ func transitions(prev, next []app.ServerView) []notice {
 		switch s.State {
 		case app.ProxyError:
 			out = append(out, notice{
-				Title: s.Name + ": proxy failed",
-				Body:  orDefault(s.LastError, "The local proxy stopped with an error. Open Keyport for details."),
+				Server: s.Name,
+				Title:  s.Name + ": proxy failed",
+				Body:   orDefault(s.LastError, "The local proxy stopped with an error. Open Keyport for details."),
 			})
 		case app.ProxyUnreachable:
 			out = append(out, notice{
-				Title: s.Name + ": upstream unreachable",
-				Body:  orDefault(s.LastError, "The proxy runs but "+s.UpstreamURL+" does not answer."),
+				Server: s.Name,
+				Title:  s.Name + ": upstream unreachable",
+				Body:   orDefault(s.LastError, "The proxy runs but "+s.UpstreamURL+" does not answer."),
 			})
 		case app.ProxyRunning:
 			if troubled {
-				out = append(out, notice{Title: s.Name + ": recovered", Body: "The proxy is running again."})
+				out = append(out, notice{Server: s.Name, Title: s.Name + ": recovered", Body: "The proxy is running again."})
 			}
 		}
 	}

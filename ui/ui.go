@@ -75,11 +75,14 @@ type UI struct {
 	selected  string           // the selected server's name, or ""
 	pending   map[string]bool  // toggles in flight: name -> wanted on
 	toggleErr map[string]string
-	autostart bool
-	trayKey   string // what the tray shows now, to skip identical updates
-	trayRes   fyne.Resource
-	started   bool // the first snapshot is in (no notifications before)
-	quitting  bool
+	notified  map[string]time.Time // when a notification last named a server
+	// sendNotification is fyne's SendNotification (tests count through it).
+	sendNotification func(*fyne.Notification)
+	autostart        bool
+	trayKey          string // what the tray shows now, to skip identical updates
+	trayRes          fyne.Resource
+	started          bool // the first snapshot is in (no notifications before)
+	quitting         bool
 
 	throttle  time.Duration
 	stopWatch func()
@@ -126,7 +129,8 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 		o.do = fyne.Do
 	}
 	u := &UI{fyne: fa, core: core, tray: o.tray, bg: o.bg, do: o.do, throttle: o.throttle,
-		pending: map[string]bool{}, toggleErr: map[string]string{}}
+		pending: map[string]bool{}, toggleErr: map[string]string{}, notified: map[string]time.Time{}}
+	u.sendNotification = fa.SendNotification
 	fa.SetIcon(AppIcon)
 	u.Window = fa.NewWindow("Keyport")
 	u.Window.SetIcon(AppIcon)
@@ -273,6 +277,7 @@ func (u *UI) watch(events <-chan app.Event) {
 // handle applies a batch of events on the fyne goroutine.
 func (u *UI) handle(batch []app.Event) {
 	var servers, clients, audit bool
+	var notices []app.Event
 	for _, ev := range batch {
 		switch ev.Kind {
 		case app.EventServers:
@@ -287,11 +292,25 @@ func (u *UI) handle(batch []app.Event) {
 			u.Banner.set(catalogBanner(ev.Err))
 			servers = true
 		case app.EventNotice:
-			u.fyne.SendNotification(fyne.NewNotification(ev.Title, ev.Body))
+			notices = append(notices, ev)
 		}
 	}
 	if servers {
+		// The selected server's traffic counters moving means new audit
+		// lines: the tail follows them even from a core without EventAudit.
+		before := u.selectedCounters()
 		u.refreshServers()
+		if u.selectedCounters() != before {
+			audit = true
+		}
+	}
+	for _, ev := range notices {
+		// A status notice right after the window's own notification for
+		// the same server (see transitions) would say the same thing twice.
+		if t, ok := u.notified[ev.Server]; ok && ev.Server != "" && time.Since(t) < noticeDedup {
+			continue
+		}
+		u.notify(ev.Server, ev.Title, ev.Body)
 	}
 	if clients {
 		u.Detail.clients.refresh()
@@ -299,6 +318,24 @@ func (u *UI) handle(batch []app.Event) {
 	if audit && u.Detail.auditVisible() {
 		u.Detail.audit.reload()
 	}
+}
+
+// noticeDedup is how long after notifying about a server the window drops
+// the core's own notice about it.
+const noticeDedup = 5 * time.Second
+
+// notify sends a desktop notification about server.
+func (u *UI) notify(server, title, body string) {
+	u.notified[server] = time.Now()
+	u.sendNotification(fyne.NewNotification(title, body))
+}
+
+// selectedCounters is the selected server's traffic counters.
+func (u *UI) selectedCounters() app.Counters {
+	if i := indexOf(u.servers, u.selected); i >= 0 {
+		return u.servers[i].Counters
+	}
+	return app.Counters{}
 }
 
 func catalogBanner(err string) string {
@@ -313,7 +350,7 @@ func (u *UI) refreshServers() {
 	next := u.core.Servers()
 	if u.started {
 		for _, n := range transitions(u.servers, next) {
-			u.fyne.SendNotification(fyne.NewNotification(n.Title, n.Body))
+			u.notify(n.Server, n.Title, n.Body)
 		}
 	}
 	u.servers = next

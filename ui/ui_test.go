@@ -623,3 +623,21 @@ func TestClientPreviewCancelWritesNothing(t *testing.T) {
 		t.Errorf("confirm wrote %d times; dialog open: %t", n, c.Overlays().Top() != nil)
 	}
 }
+
+// TestCoreNoticeIsNotDoubled: when the core also announces a status change
+// the window already notified about, the user gets one notification; other
+// notices (e.g. an OAuth sign-in needed) pass.
+func TestCoreNoticeIsNotDoubled(t *testing.T) {
+	core := fakecore.New(app.ServerView{Name: "a", Enabled: true, State: app.ProxyRunning}, app.ServerView{Name: "b"})
+	h := newHarness(t, core)
+	var sent []string
+	h.u.sendNotification = func(n *fyne.Notification) { sent = append(sent, n.Title) }
+	core.Update("a", func(s *app.ServerView) { s.State, s.LastError = app.ProxyError, "listener closed" })
+	core.Emit(app.Event{Kind: app.EventNotice, Server: "a", Title: "a: proxy failed", Body: "listener closed"})
+	core.Emit(app.Event{Kind: app.EventNotice, Server: "b", Title: "Sign in to b", Body: "Its refresh token was rejected."})
+	h.waitFor("two notifications", func() bool { return len(sent) >= 2 })
+	h.settle()
+	if !slices.Equal(sent, []string{"a: proxy failed", "Sign in to b"}) {
+		t.Errorf("notifications = %q, want one per event", sent)
+	}
+}

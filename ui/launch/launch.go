@@ -6,6 +6,7 @@ package launch
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
@@ -95,8 +96,11 @@ func Run(core ui.Core) error {
 	if !HasDisplay() {
 		return ErrNoDisplay
 	}
-	if err := Claim(); err != nil {
+	if err := Claim(); errors.Is(err, instance.ErrRunning) {
 		return err
+	} else if err != nil {
+		// Keyport still works without the single-instance guard.
+		slog.Warn("single-instance check failed; a second launch will open a second window", "err", err)
 	}
 	defer release()
 	fa := fyneapp.NewWithID(app.AppID)
@@ -106,11 +110,13 @@ func Run(core ui.Core) error {
 	claimed.Lock()
 	show := claimed.show
 	claimed.Unlock()
-	go func() {
-		for range show {
-			fyne.Do(u.ShowWindow)
-		}
-	}()
+	if show != nil {
+		go func() {
+			for range show {
+				fyne.Do(u.ShowWindow)
+			}
+		}()
+	}
 	if dir := os.Getenv("KEYPORT_SCREENSHOTS"); dir != "" {
 		var shotErr error
 		fa.Lifecycle().SetOnStarted(func() {

@@ -1,0 +1,247 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/zalando/go-keyring"
+
+	"fyne.io/fyne/v2/test"
+
+	"keyport/app"
+)
+
+// memKeychain is an in-memory secrets.Backend: these tests are about the
+// window, the proxy and the client files, not the OS keychain (which has
+// its own tests under scripts/session.sh).
+type memKeychain struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (k *memKeychain) Set(service, account, value string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.m[service+"\x00"+account] = value
+	return nil
+}
+
+func (k *memKeychain) Get(service, account string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	v, ok := k.m[service+"\x00"+account]
+	if !ok {
+		return "", keyring.ErrNotFound
+	}
+	return v, nil
+}
+
+func (k *memKeychain) Delete(service, account string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.m[service+"\x00"+account]; !ok {
+		return keyring.ErrNotFound
+	}
+	delete(k.m, service+"\x00"+account)
+	return nil
+}
+
+// upstream starts an in-process go-sdk MCP server with one tool.
+func upstream(t *testing.T) string {
+	t.Helper()
+	s := mcp.NewServer(&mcp.Implementation{Name: "ui-test-upstream", Version: "1.0.0"}, nil)
+	type args struct {
+		Text string `json:"text"`
+	}
+	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "Echo the text."},
+		func(ctx context.Context, req *mcp.CallToolRequest, a args) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: a.Text}}}, nil, nil
+		})
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/mcp"
+}
+
+// realHarness runs the window over the real core (*app.App) with a config
+// dir and HOME of its own and one server in front of a go-sdk upstream.
+type realHarness struct {
+	*harness
+	app  *app.App
+	home string
+}
+
+func newRealHarness(t *testing.T) *realHarness {
+	t.Helper()
+	dir, home := t.TempDir(), t.TempDir()
+	yaml := "servers:\n  - name: echo\n    description: In-process go-sdk server\n    url: " + upstream(t) + "\n    labels: {env: test}\n"
+	if err := os.WriteFile(filepath.Join(dir, "servers.yaml"), []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	core, err := app.New(app.Options{
+		ConfigDir: dir, Home: home, Keychain: &memKeychain{m: map[string]string{}},
+		KeychainService: "keyport-ui-test", Executable: "/usr/local/bin/keyport",
+		Env: func(string) string { return "" },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := core.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	fa := test.NewTempApp(t)
+	q := make(chan func(), 4096)
+	h := &harness{t: t, app: fa, tray: &fakeTray{}, q: q}
+	h.u = newUI(fa, core, options{tray: h.tray, do: func(f func()) { q <- f }})
+	t.Cleanup(func() { h.u.Close(); h.settle() })
+	h.u.Window.Show()
+	h.settle()
+	return &realHarness{harness: h, app: core, home: home}
+}
+
+// TestRealSwitchStartsAndStopsAProxy taps the switch of a server in front of
+// a real go-sdk upstream: the row turns running, an MCP client reaches the
+// upstream's tool through the local URL, and off stops the proxy.
+func TestRealSwitchStartsAndStopsAProxy(t *testing.T) {
+	h := newRealHarness(t)
+	r := h.row("echo")
+	if r.dot.state != app.ProxyStopped {
+		t.Fatalf("fresh server is %s, want stopped", r.dot.state)
+	}
+	test.Tap(r.sw)
+	h.waitFor("echo running", func() bool { return h.row("echo").dot.state == app.ProxyRunning })
+	local := h.row("echo").view.LocalURL
+	if !strings.HasPrefix(local, "http://127.0.0.1:") {
+		t.Fatalf("local URL %q", local)
+	}
+	// The proxy really forwards: list the tools through it.
+	ctx := context.Background()
+	c := mcp.NewClient(&mcp.Implementation{Name: "ui-test-client", Version: "1.0.0"}, nil)
+	sess, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: local}, nil)
+	if err != nil {
+		t.Fatalf("connect through the proxy: %v", err)
+	}
+	res, err := sess.ListTools(ctx, nil)
+	sess.Close()
+	if err != nil || len(res.Tools) != 1 || res.Tools[0].Name != "echo" {
+		t.Fatalf("tools through the proxy: %v, %v", res, err)
+	}
+
+	test.Tap(h.row("echo").sw)
+	h.waitFor("echo stopped", func() bool {
+		r := h.row("echo")
+		return r.dot.state == app.ProxyStopped && !r.sw.Disabled()
+	})
+	resp, err := http.Post(local, "application/json", strings.NewReader(`{}`))
+	if err == nil {
+		resp.Body.Close()
+		t.Error("the proxy still answers after the switch turned it off")
+	}
+}
+
+// TestRealCursorAddWritesTheFileAndFollowsOutsideEdits adds the server to
+// Cursor from the Clients tab (preview, write), checks the file in the temp
+// HOME, then edits the file outside Keyport and sees the row follow.
+func TestRealCursorAddWritesTheFileAndFollowsOutsideEdits(t *testing.T) {
+	h := newRealHarness(t)
+	h.selectServer("echo")
+	h.selectTab("Clients")
+	ct := h.u.Detail.clients
+	row := ct.rows["cursor"]
+	if row == nil {
+		t.Fatalf("no Cursor row; rows: %v", ct.rows)
+	}
+	if row.Action.Text != "Add" {
+		t.Fatalf("Cursor action %q, want Add", row.Action.Text)
+	}
+	test.Tap(row.Action)
+	h.waitFor("preview", func() bool { return ct.Preview != nil })
+	if !strings.Contains(ct.Preview.Diff.String(), "echo") {
+		t.Errorf("preview does not mention the entry: %q", ct.Preview.Diff.String())
+	}
+	path := filepath.Join(h.home, ".cursor", "mcp.json")
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the file exists before the preview was confirmed: %v", err)
+	}
+	ct.Preview.Confirm()
+	h.waitFor("Cursor connected", func() bool { return ct.rows["cursor"].State.text == "connected" })
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		MCPServers map[string]json.RawMessage `json:"mcpServers"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil || doc.MCPServers["keyport-echo"] == nil {
+		t.Fatalf("Cursor file has no keyport-echo entry (%v):\n%s", err, b)
+	}
+	if !ct.rows["cursor"].Undo.Visible() {
+		t.Error("no Undo after the write")
+	}
+
+	// An outside edit removes the entry: the row follows without a click.
+	if err := os.WriteFile(path, []byte(`{"mcpServers": {}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("Cursor missing after the outside edit", func() bool { return ct.rows["cursor"].State.text == "not added" })
+}
+
+// TestRealToolPolicyAndAudit lists the tools through the running proxy,
+// denies the only tool with its checkbox, saves, and sees the denial of a
+// real tools/call in the audit tab.
+func TestRealToolPolicyAndAudit(t *testing.T) {
+	h := newRealHarness(t)
+	test.Tap(h.row("echo").sw)
+	h.waitFor("echo running", func() bool { return h.row("echo").dot.state == app.ProxyRunning })
+	h.selectServer("echo")
+	h.selectTab("Tools")
+	tools := h.u.Detail.tools
+	h.waitFor("tools listed", func() bool { return len(tools.tools) == 1 })
+	if tools.tools[0].Name != "echo" || !tools.allowed["echo"] {
+		t.Fatalf("tools = %+v, allowed %v", tools.tools, tools.allowed)
+	}
+	tools.setTool("echo", false)
+	h.waitFor("preview", func() bool { return strings.HasPrefix(tools.Preview.Text, "No tool is allowed") })
+	test.Tap(tools.Save)
+	h.waitFor("saved", func() bool { return strings.HasPrefix(tools.Status.Text, "Policy saved") })
+
+	ctx := context.Background()
+	c := mcp.NewClient(&mcp.Implementation{Name: "ui-test-client", Version: "1.0.0"}, nil)
+	sess, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: h.row("echo").view.LocalURL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, callErr := sess.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}})
+	sess.Close()
+	if callErr == nil {
+		t.Fatal("a denied tool was called through the proxy")
+	}
+	// The audit writer may flush a moment after the call returns.
+	h.waitFor("the denial in the audit log", func() bool {
+		entries, _ := h.app.Audit("echo", 50)
+		for _, e := range entries {
+			if e.Tool == "echo" && e.Outcome == "denied" {
+				return true
+			}
+		}
+		return false
+	})
+	h.selectTab("Audit")
+	a := h.u.Detail.audit
+	h.waitFor("the denial in the audit tab", func() bool {
+		for _, e := range a.shown {
+			if e.Tool == "echo" && e.Outcome == "denied" {
+				return true
+			}
+		}
+		return false
+	})
+}
