@@ -479,6 +479,7 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 	var (
 		held    []byte
 		holding bool
+		dirty   bool // written since the last flush
 		werr    error
 	)
 	write := func(b []byte) {
@@ -487,8 +488,17 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 		}
 		n, err := w.Write(b)
 		p.bytesOut.Add(int64(n))
+		dirty = true
 		if err != nil {
 			werr = errClientGone
+		}
+	}
+	flush := func() {
+		if dirty && werr == nil {
+			dirty = false
+			if err := ctl.Flush(); err != nil {
+				werr = errClientGone
+			}
 		}
 	}
 	emit := func(b []byte) {
@@ -523,16 +533,16 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 					}
 					write(out)
 					held, holding = held[:0], false
-				} else if ev.hasData && !ev.overflow {
-					rc.inspect(ev.data, false)
+					flush()
+				} else {
+					flush() // the event leaves first; it is inspected on the side
+					if ev.hasData && !ev.overflow {
+						rc.inspect(ev.data, false)
+					}
 				}
 			})
 			emit(chunk[seg:])
-			if werr == nil {
-				if err := ctl.Flush(); err != nil {
-					werr = errClientGone
-				}
-			}
+			flush()
 			if werr != nil {
 				return werr
 			}
@@ -540,7 +550,7 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 		if rerr != nil {
 			if holding && len(held) > 0 {
 				write(held) // an unfinished event: clients discard it, but relay it as it was
-				_ = ctl.Flush()
+				flush()
 			}
 			if errors.Is(rerr, io.EOF) {
 				return nil

@@ -103,9 +103,10 @@ func main() {
 		kp.stop()
 	}
 
-	bareT := spawn(self, "bare", up.ticksURL, "")
-	kpT := spawn(self, "keyport", up.ticksURL, filepath.Join(dir, "audit-ticks.jsonl"))
-	rep.sse = benchSSE(*rounds, *events, []string{up.ticksURL, bareT.url, kpT.url})
+	ticksURL := up.ticksURL + "?n=" + strconv.Itoa(*events)
+	bareT := spawn(self, "bare", ticksURL, "")
+	kpT := spawn(self, "keyport", ticksURL, filepath.Join(dir, "audit-ticks.jsonl"))
+	rep.sse = benchSSE(*rounds, *events, []string{ticksURL, bareT.url, kpT.url})
 	bareT.stop()
 	kpT.stop()
 
@@ -446,7 +447,7 @@ func benchSSE(rounds, n int, urls []string) sseResult {
 // streamTransit reads a /ticks stream and returns, per event, the time from
 // the server writing it to the client reading it.
 func streamTransit(u string, n int) ([]time.Duration, error) {
-	req, _ := http.NewRequest(http.MethodGet, u+"?n="+strconv.Itoa(n), nil)
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := httpClient.Do(req)
 	if err != nil {
@@ -649,8 +650,9 @@ func (r report) print(w io.Writer) {
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", name, ms(p50), ms(p99), added)
 		}
-		kpAdded := medianD(r.sse.p99[2]) - d99
-		fmt.Fprintf(tw, "  keyport added per event (p99)\t%s (target < 1 ms)\t%s\t\n", ms(kpAdded), verdict(kpAdded < time.Millisecond))
+		kp50, kp99, bare99 := medianD(r.sse.p50[2])-d50, medianD(r.sse.p99[2])-d99, medianD(r.sse.p99[1])-d99
+		fmt.Fprintf(tw, "  keyport added per event, p50 (target < 1 ms)\t%s\t%s\t\n", ms(kp50), verdict(kp50 < time.Millisecond))
+		fmt.Fprintf(tw, "  keyport added per event, p99 (bare hop: %s)\t%s\t%s\t\n", ms(bare99), ms(kp99), verdict(kp99 < time.Millisecond))
 		fmt.Fprintln(tw, "\t\t\t")
 	}
 	if r.idle.n > 0 {
