@@ -241,8 +241,10 @@ func (t *overviewTab) show(v rowView) {
 	t.Desc.SetText(orDefault(v.Description, "No description."))
 	t.Upstream.SetText(v.UpstreamURL)
 	if v.LocalURL == "" {
+		t.LocalURL.TextStyle.Monospace = false
 		t.LocalURL.SetText("none yet: turn the proxy on")
 	} else {
+		t.LocalURL.TextStyle.Monospace = true
 		t.LocalURL.SetText(v.LocalURL)
 	}
 	t.Auth.SetText(authText(v.AuthType))

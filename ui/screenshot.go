@@ -38,24 +38,33 @@ func (u *UI) Screenshot(dir, name string) (string, error) {
 type Capturer func(path string, width, height int) error
 
 // screens lists the views make screenshot captures, in order.
-// Each selects a server with something to show (the running one, when
-// there is one) and a tab of the detail pane.
+// Each selects a server with something to show and a tab of the detail
+// pane.
 var screens = []struct {
 	name string
 	show func(*UI)
 }{
-	{"main", func(u *UI) { u.showcase("Overview") }},
-	{"detail", func(u *UI) { u.showcase("Tools") }},
-	{"audit", func(u *UI) { u.showcase("Audit") }},
-	{"clients", func(u *UI) { u.showcase("Clients") }},
+	{"main", func(u *UI) { u.showcase("Overview", running) }},
+	{"detail", func(u *UI) { u.showcase("Tools", withPolicy, running) }},
+	{"audit", func(u *UI) { u.showcase("Audit", running) }},
+	{"clients", func(u *UI) { u.showcase("Clients", withPolicy, running) }},
 }
 
-// showcase selects the first running server (or the first one) and a tab.
-func (u *UI) showcase(tab string) {
+func running(s app.ServerView) bool    { return s.State == app.ProxyRunning }
+func withPolicy(s app.ServerView) bool { return len(s.Allow)+len(s.Deny) > 0 }
+
+// showcase selects the first server that satisfies the first preference
+// that any server satisfies (else the first server), and a tab.
+func (u *UI) showcase(tab string, prefer ...func(app.ServerView) bool) {
 	pick := -1
-	for i, r := range u.shown {
-		if r.State == app.ProxyRunning {
-			pick = i
+	for _, p := range prefer {
+		for i, r := range u.shown {
+			if p(r.ServerView) {
+				pick = i
+				break
+			}
+		}
+		if pick >= 0 {
 			break
 		}
 	}

@@ -165,14 +165,17 @@ func (r *serverRow) set(v rowView) {
 		r.urlBox.Show()
 		switch {
 		case v.LocalURL == "":
+			r.url.TextStyle.Monospace = false
 			r.url.SetText("Turn on to get a local URL")
 			r.url.Importance = widget.MediumImportance
 			r.copy.Hide()
 		case st == app.ProxyRunning:
+			r.url.TextStyle.Monospace = true
 			r.url.SetText(v.LocalURL)
 			r.url.Importance = widget.MediumImportance
 			r.copy.Show()
 		default:
+			r.url.TextStyle.Monospace = true
 			r.url.SetText(v.LocalURL)
 			r.url.Importance = widget.MediumImportance
 			r.copy.Show()
