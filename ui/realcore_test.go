@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,8 +76,10 @@ func upstream(t *testing.T) string {
 // dir and HOME of its own and one server in front of a go-sdk upstream.
 type realHarness struct {
 	*harness
-	app  *app.App
-	home string
+	app      *app.App
+	home     string
+	dir      string
+	keychain *memKeychain
 }
 
 func newRealHarness(t *testing.T) *realHarness {
@@ -86,8 +89,9 @@ func newRealHarness(t *testing.T) *realHarness {
 	if err := os.WriteFile(filepath.Join(dir, "servers.yaml"), []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	kc := &memKeychain{m: map[string]string{}}
 	core, err := app.New(app.Options{
-		ConfigDir: dir, Home: home, Keychain: &memKeychain{m: map[string]string{}},
+		ConfigDir: dir, Home: home, Keychain: kc,
 		KeychainService: "keyport-ui-test", Executable: "/usr/local/bin/keyport",
 		Env: func(string) string { return "" },
 	})
@@ -104,7 +108,7 @@ func newRealHarness(t *testing.T) *realHarness {
 	t.Cleanup(func() { h.u.Close(); h.settle() })
 	h.u.Window.Show()
 	h.settle()
-	return &realHarness{harness: h, app: core, home: home}
+	return &realHarness{harness: h, app: core, home: home, dir: dir, keychain: kc}
 }
 
 // TestRealSwitchStartsAndStopsAProxy taps the switch of a server in front of
@@ -244,4 +248,41 @@ func TestRealToolPolicyAndAudit(t *testing.T) {
 		}
 		return false
 	})
+}
+
+// TestRealAddServerKeepsTheSecretInTheKeychain adds a server with a bearer
+// token through the dialog: it appears in the list with its credential set,
+// servers.yaml names it without the token, and the keychain holds the token.
+func TestRealAddServerKeepsTheSecretInTheKeychain(t *testing.T) {
+	h := newRealHarness(t)
+	test.Tap(h.u.AddButton)
+	d := h.u.AddDialog
+	test.Type(d.URL, "https://mcp.notion.com/mcp")
+	d.Auth.SetSelected("Bearer token")
+	const token = "ntn-s3cret-token-123"
+	test.Type(d.Secret, token)
+	test.Tap(d.Submit)
+	h.waitFor("notion listed", func() bool { return slices.Contains(h.shownNames(), "notion") })
+	if h.u.AddDialog != nil {
+		t.Errorf("the dialog stays open: %q", d.Err.Text)
+	}
+	h.waitFor("credential shown as stored", func() bool {
+		return h.u.selected == "notion" && strings.Contains(h.u.Detail.overview.Credential.Text, "Stored in your OS keychain")
+	})
+	yaml, err := os.ReadFile(filepath.Join(h.dir, "servers.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(yaml), "https://mcp.notion.com/mcp") || strings.Contains(string(yaml), token) {
+		t.Errorf("servers.yaml must name the server and never hold its token:\n%s", yaml)
+	}
+	found := false
+	h.keychain.mu.Lock()
+	for _, v := range h.keychain.m {
+		found = found || strings.Contains(v, token)
+	}
+	h.keychain.mu.Unlock()
+	if !found {
+		t.Error("the token is not in the keychain")
+	}
 }
