@@ -41,6 +41,7 @@ type toolsTab struct {
 	allowed     map[string]bool // preview result
 	previewSeq  int
 	loadSeq     int
+	loadErr     string // the last load's error, shown until the next try
 	dirty       bool
 	programming bool // we are setting the entries ourselves
 }
@@ -125,7 +126,9 @@ func (t *toolsTab) show(v rowView, changed bool) {
 		t.setPatterns(v.Allow, v.Deny)
 		t.preview()
 	}
-	if t.loadedFor == "" {
+	if t.loadedFor == "" && (changed || t.loadErr == "") {
+		t.loadErr = ""
+		t.Status.Importance = widget.MediumImportance
 		if t.running {
 			t.Status.SetText("Choose Load tools to list this server's tools.")
 		} else {
@@ -179,12 +182,14 @@ func (t *toolsTab) load() {
 				return
 			}
 			if err != nil {
+				t.loadErr = err.Error()
 				t.Status.SetText("Could not list the tools: " + err.Error())
 				t.Status.Importance = widget.DangerImportance
 				t.Status.Refresh()
 				return
 			}
 			t.Status.Importance = widget.MediumImportance
+			t.loadErr = ""
 			t.tools, t.loadedFor = tools, name
 			t.allowed = map[string]bool{}
 			for _, tool := range tools {

@@ -641,3 +641,29 @@ func TestCoreNoticeIsNotDoubled(t *testing.T) {
 		t.Errorf("notifications = %q, want one per event", sent)
 	}
 }
+
+// TestToolsLoadErrorStays: a failed tool listing stays visible (in red)
+// through later refreshes, and the next server starts clean.
+func TestToolsLoadErrorStays(t *testing.T) {
+	core := fakecore.Sample()
+	h := newHarness(t, core)
+	h.selectServer("sentry") // running state unreachable: Tools answers an error
+	core.Update("sentry", func(s *app.ServerView) { s.State = app.ProxyRunning })
+	h.settle()
+	h.selectTab("Tools")
+	tools := h.u.Detail.tools
+	// The fake lists no tools for sentry but succeeds; make it fail instead.
+	core.Update("sentry", func(s *app.ServerView) { s.State = app.ProxyUnreachable })
+	h.settle()
+	test.Tap(tools.Load)
+	h.waitFor("the error", func() bool { return strings.HasPrefix(tools.Status.Text, "Could not list the tools") })
+	core.Update("sentry", func(s *app.ServerView) { s.Counters.Requests++ })
+	h.settle()
+	if !strings.HasPrefix(tools.Status.Text, "Could not list the tools") || tools.Status.Importance != widget.DangerImportance {
+		t.Errorf("after a refresh the status reads %q (importance %v)", tools.Status.Text, tools.Status.Importance)
+	}
+	h.selectServer("github")
+	if strings.HasPrefix(tools.Status.Text, "Could not") || tools.Status.Importance == widget.DangerImportance {
+		t.Errorf("the next server shows the old error: %q", tools.Status.Text)
+	}
+}
