@@ -71,9 +71,13 @@ func main() {
 		streams   = flag.Int("streams", 1000, "open GET streams for the stream memory figure")
 		skipMem   = flag.Bool("skip-memory", false, "skip the memory figures")
 		skipCalls = flag.Bool("skip-calls", false, "skip the tools/call figures")
+		barePool  = flag.Bool("bare-pool", false, "give the bare hop a BufferPool (a tuned rather than bare ReverseProxy)")
 	)
 	flag.Parse()
 	log.SetFlags(0)
+	if *barePool {
+		os.Setenv("BENCH_BARE_POOL", "1") // the children read it
+	}
 
 	up := startUpstream()
 	self, err := os.Executable()
@@ -85,8 +89,8 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	fmt.Printf("bench/proxy: %d rounds, %s per tools/call run, GOMAXPROCS %d, %s/%s, %s\n",
-		*rounds, *duration, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Printf("bench/proxy: %d rounds, %s per tools/call run, GOMAXPROCS %d, %s/%s, %s, bare hop BufferPool %v\n",
+		*rounds, *duration, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), *barePool)
 
 	var rep report
 	if !*skipCalls {
@@ -101,6 +105,9 @@ func main() {
 		}
 		bare.stop()
 		kp.stop()
+		if b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl")); err == nil {
+			rep.auditLines = strings.Count(string(b), "\n")
+		}
 	}
 
 	ticksURL := up.ticksURL + "?n=" + strconv.Itoa(*events)
@@ -203,6 +210,9 @@ func child(args []string) int {
 			Transport:     &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 128, IdleConnTimeout: 90 * time.Second, DisableCompression: true},
 			ErrorLog:      log.New(io.Discard, "", 0),
 		}
+		if os.Getenv("BENCH_BARE_POOL") != "" {
+			rp.BufferPool = &bufferPool{}
+		}
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			log.Fatal(err)
@@ -242,6 +252,18 @@ func child(args []string) int {
 	}
 	return 0
 }
+
+// bufferPool is an httputil.BufferPool of 32 KiB buffers.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // keyportConfig is the benchmarked configuration: a tool policy and the
 // audit log (redacted params) on.
@@ -606,10 +628,11 @@ func initSession(client *http.Client, u string) string {
 // ---------------------------------------------------------------- report
 
 type report struct {
-	calls   []callResult
-	sse     sseResult
-	idle    idleResult
-	streams streamsResult
+	auditLines int // lines Keyport's audit log got during the tools/call runs
+	calls      []callResult
+	sse        sseResult
+	idle       idleResult
+	streams    streamsResult
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
@@ -637,6 +660,10 @@ func (r report) print(w io.Writer) {
 		thr := medianF(c.throughput[2]) / medianF(c.throughput[1])
 		fmt.Fprintf(tw, "  keyport added / bare hop added\t%.2fx (target <= 1.2x)\t%s\t\n", ratio, verdict(ratio <= 1.2))
 		fmt.Fprintf(tw, "  keyport throughput / bare hop\t%.0f%% (target >= 90%% at 32)\t%s\t\n", thr*100, verdict(thr >= 0.9 || c.conc != 32))
+		fmt.Fprintln(tw, "\t\t\t")
+	}
+	if len(r.calls) > 0 {
+		fmt.Fprintf(tw, "keyport's audit log got %d lines during the tools/call runs\t\t\t\n", r.auditLines)
 		fmt.Fprintln(tw, "\t\t\t")
 	}
 	if len(r.sse.p50[0]) > 0 {
