@@ -319,6 +319,7 @@ func (t *toolsTab) save() {
 			t.dirty = false
 			t.savedAllow, t.savedDeny = allow, deny
 			t.updateButtons()
+			t.Status.Importance = widget.SuccessImportance
 			t.Status.SetText("Policy saved. The proxy applies it to the next request.")
 		})
 	})
