@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Command hello is the baseline for bench/ui: the smallest fyne app (one
 // window with a label, no tray) with the same ready-file protocol as
 // Keyport. fyne's GL driver wakes 60 times a second and Mesa's software

@@ -1,3 +1,5 @@
+//go:build cgo
+
 // Command fakeapp runs Keyport's real window and tray (fyne's GL driver,
 // the system tray over D-Bus) over an in-memory core, ui/fakecore. It is a
 // development and benchmark aid for the GUI alone: it starts no proxy and
