@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
@@ -55,9 +56,20 @@ func (f *formDialog) fit() {
 
 func (f *formDialog) fail(err error) {
 	f.Submit.Enable()
-	f.Err.SetText(err.Error())
+	f.Err.SetText(sentence(err.Error()))
 	f.Err.Show()
 	f.fit()
+}
+
+// sentence capitalises an error text (Go errors start lower-case) for
+// display on its own.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	r := []rune(s)
+	r[0] = unicode.ToUpper(r[0])
+	return string(r)
 }
 
 func (f *formDialog) busy() {
@@ -104,22 +116,31 @@ func (u *UI) showAddServer() {
 	a.HeaderName.SetPlaceHolder("X-API-Key")
 	a.Secret = widget.NewPasswordEntry()
 	a.Secret.SetPlaceHolder("stored in your OS keychain only")
-	headerItem := widget.NewFormItem("Header", a.HeaderName)
-	secretItem := widget.NewFormItem("Secret", a.Secret)
-	form := widget.NewForm(
+	a.Auth = widget.NewSelect(authOptions, nil)
+	base := []*widget.FormItem{
 		widget.NewFormItem("URL", a.URL),
 		widget.NewFormItem("Name", a.Name),
 		widget.NewFormItem("Description", a.Description),
 		widget.NewFormItem("Labels", a.Labels),
-	)
-	a.Auth = widget.NewSelect(authOptions, nil)
-	form.Append("Auth", a.Auth)
-	form.AppendItem(headerItem)
-	form.AppendItem(secretItem)
+		widget.NewFormItem("Auth", a.Auth),
+	}
+	headerItem := widget.NewFormItem("Header", a.HeaderName)
+	secretItem := widget.NewFormItem("Secret", a.Secret)
+	form := widget.NewForm(base...)
 	a.Auth.OnChanged = func(opt string) {
-		kind := authKind(opt)
-		showIf(a.HeaderName, kind == "headers")
-		showIf(a.Secret, kind == "bearer" || kind == "headers")
+		// The form shows only the fields the auth kind needs.
+		items := append([]*widget.FormItem(nil), base...)
+		switch authKind(opt) {
+		case "bearer":
+			secretItem.Text = "Token"
+			items = append(items, secretItem)
+		case "headers":
+			secretItem.Text = "Value"
+			items = append(items, headerItem, secretItem)
+		}
+		showIf(a.HeaderName, authKind(opt) == "headers")
+		showIf(a.Secret, len(items) > len(base))
+		form.Items = items
 		form.Refresh()
 		if a.formDialog != nil {
 			a.fit()
