@@ -226,6 +226,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		initReq *message
 		notifs  []*message
 		allBad  = true
+		listen  bool
 	)
 	var ci clientInfo
 	if sess != nil {
@@ -257,6 +258,9 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		case m.isRequest():
 			if m.method == "initialize" && !batch && sid == "" {
 				initReq = m
+			}
+			if m.method == "subscriptions/listen" {
+				listen = true
 			}
 			if ci.name == "" && p.audit != nil {
 				ci = metaClientInfo(m.params)
@@ -301,8 +305,21 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 	if initReq != nil {
 		rc.init = initReq
 	}
+	ctx := r.Context()
+	if listen {
+		// A 2026-era subscriptions/listen stream is open-ended, like a GET
+		// stream: a graceful stop ends it at once instead of waiting for it.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		if !p.addStream(&cancel) {
+			p.reject(w, http.StatusServiceUnavailable, nil, codeInternalError, fmt.Sprintf("%s: the proxy is stopping", p.name))
+			return
+		}
+		defer p.removeStream(&cancel)
+	}
 
-	resp, usedSID, err := p.roundTrip(r.Context(), r, http.MethodPost, out, sess)
+	resp, usedSID, err := p.roundTrip(ctx, r, http.MethodPost, out, sess)
 	if err != nil {
 		p.failRequest(w, r, rc, err)
 		if adopted {
@@ -313,7 +330,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound && sess != nil && sess.hasInit() {
 		resp.Body.Close()
-		resp, err = p.restoreAndRetry(r.Context(), r, http.MethodPost, out, sess, usedSID)
+		resp, err = p.restoreAndRetry(ctx, r, http.MethodPost, out, sess, usedSID)
 		if err != nil {
 			p.failRequest(w, r, rc, err)
 			return

@@ -243,3 +243,41 @@ func TestSubscriberCoalesces(t *testing.T) {
 	}
 	cancel() // idempotent
 }
+
+// TestShutdownEndsListenStreams: a 2026-era subscriptions/listen POST is an
+// open-ended stream; stopping the proxy ends it at once instead of spending
+// the 5 s grace period on it.
+func TestShutdownEndsListenStreams(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, true)
+	p, err := New(Config{Name: "l", Upstream: up.url(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cs := connect(t, p.URL(), &mcp.ClientOptions{ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {}}, "2026-07-28")
+	if _, err := cs.ListTools(ctxT(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Status().Counters.Streams == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the client opened no subscriptions/listen stream")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("Shutdown took %v: the listen stream held it for the grace period", took)
+	}
+	if st := p.Status(); st.State != StateStopped {
+		t.Fatalf("state %s after Shutdown", st.State)
+	}
+}

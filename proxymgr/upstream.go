@@ -262,9 +262,9 @@ func initProtocol(resp *http.Response, limit int64) string {
 // failRequest answers a request the upstream could not take: no credential
 // (503), or the upstream unreachable (-32603 "NAME unreachable: why").
 func (p *Proxy) failRequest(w http.ResponseWriter, r *http.Request, rc *respCtx, err error) {
-	if r.Context().Err() != nil {
-		rc.abandon(audit.OutcomeNoResponse, "the client went away")
-		return // the client went away; nobody to answer
+	if r.Context().Err() != nil || errors.Is(err, context.Canceled) {
+		rc.abandon(audit.OutcomeNoResponse, "the client went away or the proxy stopped")
+		return // nobody to answer
 	}
 	var ce *credError
 	if errors.As(err, &ce) {

@@ -40,6 +40,9 @@ func (r *Redactor) Add(values ...string) {
 	defer r.mu.Unlock()
 	changed := false
 	for _, v := range values {
+		if _, ok := r.values[strings.TrimSpace(v)]; ok {
+			continue // known: proxies add their credentials on every request
+		}
 		for _, f := range secretForms(v) {
 			if len(f) < minSecretLen {
 				continue
