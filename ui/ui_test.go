@@ -465,7 +465,7 @@ func TestAddServerDialog(t *testing.T) {
 	d.Name.SetText("alpha")
 	test.Tap(d.Submit)
 	h.waitFor("error", func() bool { return d.Err.Visible() })
-	if !strings.Contains(d.Err.Text, `a server named "alpha" exists`) {
+	if !strings.Contains(d.Err.Text, `A server named "alpha" exists`) {
 		t.Errorf("duplicate error = %q", d.Err.Text)
 	}
 }
