@@ -35,7 +35,7 @@ type respCtx struct {
 	batch     bool     // the POST was a batch
 	init      *message // the client's initialize, when this POST is one
 	newSess   *session // the session this initialize created
-	mu        sync.Mutex
+	answered  int      // responses matched to requests so far
 }
 
 func (rc *respCtx) sessID() string {
@@ -133,6 +133,7 @@ func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
 // complete records the answer to a request: latency, counters, audit.
 func (rc *respCtx) complete(pr *pendingReq, m *message) {
 	p := rc.p
+	rc.answered++
 	d := time.Since(pr.start)
 	p.lat.add(d)
 	outcome, errText := audit.OutcomeOK, ""
@@ -407,7 +408,9 @@ func (p *Proxy) relayJSON(w http.ResponseWriter, resp *http.Response, rc *respCt
 	outcome := audit.OutcomeNoResponse
 	if resp.StatusCode >= 400 {
 		outcome = audit.OutcomeError
-		p.errs.Add(1)
+		if rc.answered == 0 { // JSON-RPC error answers were counted already
+			p.errs.Add(1)
+		}
 	}
 	rc.finishLocal(outcome, fmt.Sprintf("HTTP %d", resp.StatusCode))
 	copyResponseHeaders(w.Header(), resp.Header, rc.sess)
