@@ -2,8 +2,11 @@ package app
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -327,5 +330,43 @@ func TestToolsPolicyAndAudit(t *testing.T) {
 	})
 	if es, _ := a.Audit("acme", 1); len(es) != 1 {
 		t.Errorf("Audit(n=1) returned %d entries", len(es))
+	}
+}
+
+// TestProxyThatCannotStartSaysWhy: a port taken by another program gives
+// the row state error and a reason naming the port, until turned off.
+func TestProxyThatCannotStartSaysWhy(t *testing.T) {
+	te := newTestEnv(t)
+	writeServers(t, te, serversYAML("  - name: acme\n    url: https://acme.example.com/mcp\n"))
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := held.Addr().(*net.TCPAddr).Port
+	os.WriteFile(filepath.Join(te.dir, "state.json"),
+		[]byte(fmt.Sprintf(`{"version":1,"proxies":{"acme":{"enabled":true,"port":%d}}}`, port)), 0o600)
+	a := newTestApp(t, te)
+	events, cancel := a.Subscribe()
+	defer cancel()
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the restore to fail", func() bool {
+		v, _ := a.Server("acme")
+		return v.State == ProxyError
+	})
+	v, _ := a.Server("acme")
+	if !strings.Contains(v.LastError, strconv.Itoa(port)) {
+		t.Errorf("LastError %q does not name port %d", v.LastError, port)
+	}
+	if len(events) == 0 {
+		t.Error("no event told subscribers")
+	}
+	if err := a.SetProxyEnabled(context.Background(), "acme", false); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := a.Server("acme"); v.State != ProxyStopped || v.LastError != "" {
+		t.Errorf("after turning it off: %s %q", v.State, v.LastError)
 	}
 }

@@ -28,8 +28,9 @@ type appRuntime struct {
 	rtMu       sync.Mutex
 	mgr        *proxymgr.Manager
 	demo       *demoRuntime
-	started    bool
-	lastStates map[string]ProxyState // for notifications on transitions
+	started     bool
+	lastTraffic map[string]int64 // requests+errors+denials last seen, per server
+	startErrs   map[string]string // why a proxy the user turned on could not start
 }
 
 // manager returns the proxy manager, creating it on first use.
@@ -137,31 +138,26 @@ func (a *App) restoreProxies(ctx context.Context) {
 	}
 }
 
-// proxyEvent publishes a proxy's change, with a notice on transitions the
-// user should hear about even when the window is closed.
+// proxyEvent publishes a proxy's change, and EventAudit when its traffic
+// moved (the audit tab re-reads then; no polling). Notifications about
+// proxy states are the UI's: it sees every transition in the views.
 func (a *App) proxyEvent(name string) {
 	a.publish(Event{Kind: EventServers, Server: name})
 	v, err := a.Server(name)
 	if err != nil {
 		return
 	}
+	c := v.Counters
+	traffic := c.Requests + c.Errors + c.Denials
 	a.rtMu.Lock()
-	if a.lastStates == nil {
-		a.lastStates = map[string]ProxyState{}
+	if a.lastTraffic == nil {
+		a.lastTraffic = map[string]int64{}
 	}
-	prev := a.lastStates[name]
-	a.lastStates[name] = v.State
+	moved := a.lastTraffic[name] != traffic
+	a.lastTraffic[name] = traffic
 	a.rtMu.Unlock()
-	if prev == v.State || prev == "" && v.State != ProxyError {
-		return
-	}
-	switch {
-	case v.State == ProxyError:
-		a.publish(Event{Kind: EventNotice, Server: name, Title: name + ": proxy failed", Body: v.LastError})
-	case v.State == ProxyUnreachable:
-		a.publish(Event{Kind: EventNotice, Server: name, Title: name + " is unreachable", Body: v.LastError})
-	case v.State == ProxyRunning && (prev == ProxyUnreachable || prev == ProxyError):
-		a.publish(Event{Kind: EventNotice, Server: name, Title: name + " is back", Body: "Its proxy is serving again on " + v.LocalURL})
+	if moved {
+		a.publish(Event{Kind: EventAudit, Server: name})
 	}
 }
 
@@ -264,6 +260,7 @@ func (a *App) startProxy(ctx context.Context, name string) error {
 	}
 	cfg, err := a.proxyConfig(ctx, s, a.state.Get().Proxies[name].Port)
 	if err != nil {
+		a.setStartErr(name, err)
 		return err
 	}
 	mgr := a.manager()
@@ -273,6 +270,7 @@ func (a *App) startProxy(ctx context.Context, name string) error {
 	} else {
 		st, err = mgr.Start(a.runContext(), cfg)
 	}
+	a.setStartErr(name, err)
 	if err != nil {
 		a.publish(Event{Kind: EventServers, Server: name})
 		return err
@@ -290,8 +288,24 @@ func (a *App) startProxy(ctx context.Context, name string) error {
 	return nil
 }
 
+// setStartErr records (or, for nil, clears) why a server's proxy could not
+// start, so its view says so while the user has it on.
+func (a *App) setStartErr(name string, err error) {
+	a.rtMu.Lock()
+	defer a.rtMu.Unlock()
+	if a.startErrs == nil {
+		a.startErrs = map[string]string{}
+	}
+	if err == nil {
+		delete(a.startErrs, name)
+	} else {
+		a.startErrs[name] = err.Error()
+	}
+}
+
 // stopProxy stops a server's proxy if it runs.
 func (a *App) stopProxy(name string) {
+	a.setStartErr(name, nil)
 	a.rtMu.Lock()
 	mgr := a.mgr
 	a.rtMu.Unlock()
@@ -365,8 +379,12 @@ func (a *App) AuditPath(name string) string {
 // recorded port.
 func (a *App) fillProxyStatus(v *ServerView) {
 	a.rtMu.Lock()
-	mgr := a.mgr
+	mgr, startErr := a.mgr, a.startErrs[v.Name]
 	a.rtMu.Unlock()
+	if startErr != "" && v.Enabled {
+		v.State, v.LastError = ProxyError, startErr
+		return
+	}
 	if mgr != nil {
 		if st, ok := mgr.Status(v.Name); ok {
 			v.State = proxyState(st.State)
