@@ -90,13 +90,14 @@ func (p *Proxy) newUpstreamRequest(ctx context.Context, in http.Header, method s
 // upstream request (canonical keys, as net/http parses them): connection
 // headers; the client's credentials (the proxy sets the server's); browser
 // context (origin, cookies of 127.0.0.1) that means nothing upstream;
-// Accept-Encoding (the proxy inspects bodies); the session id (mapped).
+// Accept-Encoding (the proxy inspects bodies); the session id (mapped);
+// Expect (the proxy already holds the body).
 func skipRequestHeader(k string) bool {
 	switch k {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 		"Authorization", "Cookie", "Origin", "Referer", "Accept-Encoding", "Content-Length", "Host",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Mcp-Session-Id":
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Mcp-Session-Id", "Expect":
 		return true
 	}
 	return strings.HasPrefix(k, "Sec-Fetch-") || strings.HasPrefix(k, "Access-Control-")
