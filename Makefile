@@ -113,6 +113,10 @@ screenshot: deps build
 ## bench: benchmarks (figures go to the README)
 bench: deps build
 	scripts/session.sh $(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./bench/proxy -rounds 7
+	$(GO) run ./bench/bridge -keyport bin/keyport -rounds 7
+	$(GO) build -o bin/hello ./bench/ui/hello
+	scripts/session.sh $(GO) run ./bench/ui -bin bin/keyport -hello bin/hello
 
 ## icons: re-render the PNG icons from assets/src/*.svg (needs rsvg-convert)
 icons:
