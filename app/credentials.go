@@ -116,7 +116,15 @@ func (a *App) signedIn(s catalog.Server) bool {
 	if err != nil {
 		return false
 	}
+	a.rtMu.Lock()
+	started := a.started
+	a.rtMu.Unlock()
 	st := c.State()
+	if !started {
+		// The CLI may block on the keychain; the GUI's views must not, and
+		// Start warms every OAuth source in the background instead.
+		st = c.Status()
+	}
 	return st.SignedIn && st.NeedsSignIn == nil
 }
 
@@ -185,9 +193,29 @@ func (a *App) oauthChanged(name string) {
 	if s, err := a.server(name); err == nil && s.Auth.Type == catalog.AuthOAuth {
 		if c, err := a.oauthCredentials(s); err == nil {
 			c.Reload()
+			c.Status() // read the new sign-in now, so views show it at once
 		}
 	}
 	a.publish(Event{Kind: EventServers, Server: name})
+}
+
+// warmOAuth reads every OAuth server's sign-in from the keychain in the
+// background, so the GUI shows "signed in" or "Sign in needed" without
+// touching the keychain on its own goroutine.
+func (a *App) warmOAuth() {
+	for _, s := range a.servers() {
+		if s.Auth.Type != catalog.AuthOAuth {
+			continue
+		}
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			if c, err := a.oauthCredentials(s); err == nil {
+				c.Status()
+				a.publish(Event{Kind: EventServers, Server: s.Name})
+			}
+		}()
+	}
 }
 
 // signInLock is the per-server lock that keeps two sign-ins (a double

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"keyport/app/catalog"
+	"keyport/app/oauth"
 	"keyport/app/secrets"
 	"keyport/app/state"
 	"keyport/proxymgr"
@@ -25,11 +26,11 @@ type appRuntime struct {
 	oauth   oauthSources
 	clients clientsRuntime
 
-	rtMu       sync.Mutex
-	mgr        *proxymgr.Manager
-	demo       *demoRuntime
+	rtMu        sync.Mutex
+	mgr         *proxymgr.Manager
+	demo        *demoRuntime
 	started     bool
-	lastTraffic map[string]int64 // requests+errors+denials last seen, per server
+	lastTraffic map[string]int64  // requests+errors+denials last seen, per server
 	startErrs   map[string]string // why a proxy the user turned on could not start
 }
 
@@ -118,6 +119,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.rtMu.Lock()
 	a.started = true
 	a.rtMu.Unlock()
+	a.warmOAuth()
 	a.restoreProxies(runCtx)
 	return nil
 }
@@ -202,6 +204,9 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 				}
 			}
 		}
+	}
+	if started {
+		a.warmOAuth()
 	}
 	a.publish(Event{Kind: EventServers})
 	a.publish(Event{Kind: EventClients})
@@ -350,10 +355,26 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		cfg.CAFile = p
 	}
 	if s.Auth.Type == catalog.AuthOAuth {
-		cfg.CredentialsRejected = func() {
-			if c, err := a.oauthCredentials(s); err == nil {
-				c.Reload()
+		// A refused token is refreshed (or the user asked to sign in) for
+		// the next request; a 403 insufficient_scope asks for a sign-in
+		// with the larger scope set, a bounded number of times.
+		cfg.CredentialsRejected = func(ctx context.Context, sent http.Header) error {
+			c, err := a.oauthCredentials(s)
+			if err != nil {
+				return err
 			}
+			return c.Rejected(ctx, sent.Get("Authorization"))
+		}
+		cfg.CredentialsForbidden = func(ctx context.Context, h, sent http.Header) error {
+			c, err := a.oauthCredentials(s)
+			if err != nil {
+				return err
+			}
+			action, err := c.StepUp(ctx, h, sent.Get("Authorization"))
+			if action == oauth.PassThrough || action == oauth.Retry {
+				return nil // Retry: the next request carries the new token
+			}
+			return err
 		}
 	}
 	return cfg, nil

@@ -61,8 +61,16 @@ type Config struct {
 	// Credentials returns the headers to inject; nil injects none.
 	Credentials CredentialsFunc
 	// CredentialsRejected, if set, is called when the upstream answers 401
-	// (the injected credential was refused), e.g. to drop a cached token.
-	CredentialsRejected func()
+	// to the credentials in sent (the headers Credentials returned), e.g. to
+	// drop or refresh a token so the next request carries a new one. A
+	// non-nil error replaces the message the client gets with the 503
+	// ("sign in to NAME in Keyport ...").
+	CredentialsRejected func(ctx context.Context, sent http.Header) error
+	// CredentialsForbidden, if set, is called when the upstream answers 403
+	// (respHeader holds its WWW-Authenticate, e.g. insufficient_scope). A
+	// non-nil error turns the answer into a 503 with the error's text (sign
+	// in again with more scopes); nil passes the 403 through.
+	CredentialsForbidden func(ctx context.Context, respHeader, sent http.Header) error
 	// Headers are static, non-secret headers added to every upstream request.
 	Headers map[string]string
 	// Policy is the tool policy.

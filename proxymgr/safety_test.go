@@ -215,7 +215,13 @@ func TestUpstream401Becomes503(t *testing.T) {
 	}
 	up.wrap.Store(&wr)
 	rejected := 0
-	p := startProxy(t, Config{Upstream: up.url(), CredentialsRejected: func() { rejected++ },
+	p := startProxy(t, Config{Upstream: up.url(), CredentialsRejected: func(_ context.Context, sent http.Header) error {
+		if sent.Get("Authorization") != "Bearer expired-token" {
+			t.Errorf("CredentialsRejected got %q, want the header that was refused", sent.Get("Authorization"))
+		}
+		rejected++
+		return nil
+	},
 		Credentials: func(context.Context) (http.Header, error) {
 			return http.Header{"Authorization": {"Bearer expired-token"}}, nil
 		}})
@@ -228,6 +234,42 @@ func TestUpstream401Becomes503(t *testing.T) {
 	}
 	if strings.Contains(body, "expired-token") {
 		t.Fatal("the credential leaked into the error")
+	}
+}
+
+// TestUpstream403Hooks: a 403 goes to CredentialsForbidden; its error turns
+// the answer into a 503 with its text, nil passes the 403 through.
+func TestUpstream403Hooks(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, false)
+	wr := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope", scope="admin"`)
+			http.Error(w, "forbidden", http.StatusForbidden)
+		})
+	}
+	up.wrap.Store(&wr)
+	for _, stepUp := range []bool{true, false} {
+		p := startProxy(t, Config{Upstream: up.url(),
+			Credentials: func(context.Context) (http.Header, error) {
+				return http.Header{"Authorization": {"Bearer small-token"}}, nil
+			},
+			CredentialsForbidden: func(_ context.Context, h, sent http.Header) error {
+				if !strings.Contains(h.Get("WWW-Authenticate"), "insufficient_scope") || sent.Get("Authorization") != "Bearer small-token" {
+					t.Errorf("CredentialsForbidden got %v / %v", h, sent)
+				}
+				if stepUp {
+					return errors.New("sign in to x in Keyport (keyport login x)")
+				}
+				return nil
+			}})
+		code, _, body := rawPost(t, p.URL(), nil, initBody)
+		if stepUp && (code != http.StatusServiceUnavailable || !strings.Contains(body, "sign in to x in Keyport")) {
+			t.Errorf("step-up: %d %s", code, body)
+		}
+		if !stepUp && code != http.StatusForbidden {
+			t.Errorf("pass-through: %d %s", code, body)
+		}
 	}
 }
 
