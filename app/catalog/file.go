@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
 	"go.yaml.in/yaml/v3"
+
+	"keyport/app/internal/atomicfile"
 )
 
 // EnvConfigDir overrides Keyport's config dir (tests, portable setups).
@@ -93,7 +94,7 @@ func (f *File) Init() (created bool, err error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Errorf("check %s: %w", f.path, err)
 	}
-	if err := writeFileAtomic(f.path, []byte(exampleFile), 0o600); err != nil {
+	if err := atomicfile.WriteFile(f.path, []byte(exampleFile), 0o600); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -222,7 +223,7 @@ func (f *File) edit(change func(seq *yaml.Node) error) error {
 		}
 		target = l
 	}
-	return writeFileAtomic(target, buf.Bytes(), perm)
+	return atomicfile.WriteFile(target, buf.Bytes(), perm)
 }
 
 func (f *File) lockFile() (unlock func(), err error) {
@@ -404,42 +405,4 @@ func keyIndex(content []*yaml.Node, key string) int {
 		}
 	}
 	return -1
-}
-
-// writeFileAtomic replaces path with data: a temp file in the same dir,
-// fsync, rename, then fsync of the dir; a crash leaves the old or the new
-// file, never a mix.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // no-op after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(perm); err != nil && runtime.GOOS != "windows" {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if runtime.GOOS != "windows" {
-		if d, err := os.Open(dir); err == nil {
-			_ = d.Sync()
-			d.Close()
-		}
-	}
-	return nil
 }

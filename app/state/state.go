@@ -19,12 +19,13 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/gofrs/flock"
+
+	"keyport/app/internal/atomicfile"
 )
 
 // FileName is the state file's name in the config dir.
@@ -268,7 +269,7 @@ func (s *Store) Update(fn func(*State) error) error {
 	if err != nil {
 		return fmt.Errorf("state: encode: %w", err)
 	}
-	if err := writeFileAtomic(s.path, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(s.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
 	s.st = next
@@ -369,42 +370,4 @@ func (s *Store) readDisk() (State, error, error) {
 	_ = fresh.Check()
 	warning := fmt.Errorf("state: %s was corrupt (%v); moved it to %s and started with a fresh state (proxies are off)", s.path, err, filepath.Base(aside))
 	return fresh, warning, nil
-}
-
-// writeFileAtomic replaces path with data: a temp file in the same dir,
-// fsync, rename, then fsync of the dir, so a crash leaves the old or the new
-// file, never a mix.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Chmod(perm); err != nil && runtime.GOOS != "windows" {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: fsync: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if runtime.GOOS != "windows" {
-		if d, err := os.Open(dir); err == nil {
-			_ = d.Sync()
-			d.Close()
-		}
-	}
-	return nil
 }
