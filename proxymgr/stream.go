@@ -556,10 +556,14 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 					held, holding = held[:0], false
 					flush()
 				} else {
-					flush() // the event leaves first; it is inspected on the side
+					// Inspect before the event leaves: once the client has
+					// its answer it may end the session at once, and the
+					// request must be recorded as answered by then. The
+					// scan of one event costs microseconds.
 					if ev.hasData && !ev.overflow {
 						rc.inspect(ev.data, false)
 					}
+					flush()
 				}
 			})
 			emit(chunk[seg:])
