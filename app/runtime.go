@@ -345,7 +345,7 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 			Params:   auditParams(s.Audit.Params),
 			Redactor: a.secrets.Redactor(),
 		},
-		Logger: a.log.With("server", s.Name),
+		Logger: a.log, // proxymgr adds server=NAME itself
 	}
 	if s.TLS.CAFile != "" {
 		p, err := s.CAFilePath()

@@ -62,7 +62,7 @@ is allowed.`,
 				if err != nil {
 					return err
 				}
-				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo})).With("server", name)
+				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 				return runProxy(cmd.Context(), cfg, cmd.OutOrStdout())
 			}
 			if name == "" {
