@@ -18,16 +18,21 @@ import (
 )
 
 func main() {
+	// --background is how the start-at-login entry launches the GUI: in
+	// the tray, without opening the window.
+	if len(os.Args) == 2 && os.Args[1] == "--background" {
+		os.Exit(runGUI(launch.Options{Background: true}))
+	}
 	if len(os.Args) > 1 {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := cli.Main(ctx, os.Args[1:], cli.StdIO())
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(runGUI())
+	os.Exit(runGUI(launch.Options{}))
 }
 
-func runGUI() int {
+func runGUI(opts launch.Options) int {
 	// Logs go to stderr, never stdout.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
 	if !launch.HasDisplay() {
@@ -52,7 +57,7 @@ func runGUI() int {
 		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
 		return cli.ExitFailure
 	}
-	if err := launch.Run(core); err != nil {
+	if err := launch.RunWith(core, opts); err != nil {
 		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
 		return cli.ExitFailure
 	}

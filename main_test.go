@@ -57,6 +57,14 @@ func TestNoDisplayIsAClearErrorNotAPanic(t *testing.T) {
 	}
 }
 
+func TestBackgroundStartIsTheGUI(t *testing.T) {
+	t.Parallel()
+	_, errOut, code := runKeyport(t, []string{"PATH=" + os.Getenv("PATH")}, "--background")
+	if code != 1 || !strings.Contains(errOut, "graphical session") {
+		t.Fatalf("keyport --background without a display: exit %d, stderr %q; want the GUI's no-display error", code, errOut)
+	}
+}
+
 func TestCLIRunsWithoutDisplay(t *testing.T) {
 	t.Parallel()
 	out, errOut, code := runKeyport(t, nil, "version")

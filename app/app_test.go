@@ -370,3 +370,31 @@ func TestProxyThatCannotStartSaysWhy(t *testing.T) {
 		t.Errorf("after turning it off: %s %q", v.State, v.LastError)
 	}
 }
+
+// TestAutostartStartsInTheTray: the start-at-login entry runs this keyport
+// with --background, and turns off again.
+func TestAutostartStartsInTheTray(t *testing.T) {
+	te := newTestEnv(t)
+	te.opts.AutostartDir = t.TempDir()
+	a := newTestApp(t, te)
+	if a.Autostart() {
+		t.Fatal("autostart on before anything enabled it")
+	}
+	if err := a.SetAutostart(true); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Autostart() {
+		t.Fatal("autostart still off")
+	}
+	ents, _ := os.ReadDir(te.opts.AutostartDir)
+	if len(ents) != 1 {
+		t.Fatalf("autostart dir holds %d entries", len(ents))
+	}
+	body, _ := os.ReadFile(filepath.Join(te.opts.AutostartDir, ents[0].Name()))
+	if !strings.Contains(string(body), "/opt/keyport/bin/keyport --background") {
+		t.Errorf("entry does not start keyport in the background:\n%s", body)
+	}
+	if err := a.SetAutostart(false); err != nil || a.Autostart() {
+		t.Errorf("turning it off: %v, still on: %v", err, a.Autostart())
+	}
+}

@@ -176,6 +176,7 @@ func (a *App) Audit(name string, n int) ([]AuditEntry, error) {
 // autostartEntry is Keyport's start-at-login entry.
 func (a *App) autostartEntry() autostart.Entry {
 	e := autostart.New(a.exe)
+	e.Args = []string{"--background"} // start in the tray, window closed
 	e.Dir = a.autostartDir
 	return e
 }

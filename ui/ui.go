@@ -600,3 +600,8 @@ func (u *UI) Close() {
 		}
 	})
 }
+
+// HasTray reports whether the desktop offers a system tray API. (Whether a
+// tray host actually shows the icon is only known to the desktop: on plain
+// GNOME it does not, and a second launch of Keyport brings the window back.)
+func (u *UI) HasTray() bool { return u.tray != nil }

@@ -92,7 +92,18 @@ func release() {
 // returns instance.ErrRunning. When the environment variable
 // KEYPORT_SCREENSHOTS names a folder, it writes PNGs of the window's views
 // there and quits instead (make screenshot).
-func Run(core ui.Core) error {
+func Run(core ui.Core) error { return RunWith(core, Options{}) }
+
+// Options change how Run starts the GUI.
+type Options struct {
+	// Background starts Keyport in the tray without opening its window
+	// (start at login); without a tray the window opens anyway, or the user
+	// could never reach it.
+	Background bool
+}
+
+// RunWith is Run with options.
+func RunWith(core ui.Core, opts Options) error {
 	if !HasDisplay() {
 		return ErrNoDisplay
 	}
@@ -139,7 +150,9 @@ func Run(core ui.Core) error {
 			_ = os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 		})
 	}
-	u.ShowWindow()
+	if !opts.Background || !u.HasTray() {
+		u.ShowWindow()
+	}
 	fa.Run()
 	return nil
 }
