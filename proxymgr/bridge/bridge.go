@@ -47,6 +47,7 @@ type session struct {
 	caps    []byte // the server's capabilities (raw)
 
 	listenOnce sync.Once
+	listening  chan struct{} // closed once the GET stream's first attempt is answered
 }
 
 // identity is what must not change across a reconnection.

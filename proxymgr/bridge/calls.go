@@ -145,13 +145,10 @@ const (
 var errSessionMissing = errors.New("the server no longer knows the session (HTTP 404): it probably restarted")
 
 // exchange POSTs c's message and relays what comes back until c is answered.
+// Losing the session does not abort it: on a live server a request in
+// flight may still complete, and on a dead one its connection fails anyway.
 func (b *bridge) exchange(c *call, sess *session) (result, error) {
-	ctx, cancel := context.WithCancel(c.ctx)
-	defer cancel()
-	if sess != nil {
-		stop := context.AfterFunc(sess.ctx, cancel)
-		defer stop()
-	}
+	ctx := c.ctx
 	var tr sendTrace
 	tr.onWrote = c.markSent
 	req, err := b.newRequest(tr.with(ctx), http.MethodPost, sess, c.msg)
@@ -170,9 +167,6 @@ func (b *bridge) exchange(c *call, sess *session) (result, error) {
 			return resSessionLost, errSessionMissing // never sent: send it on the next session
 		case unsent:
 			return resRetry, redactErr(err)
-		case lost:
-			b.answerError(c, b.lostInFlight(c, b.sessionGone()).Error())
-			return resDone, nil
 		}
 		b.noteFailure(err)
 		b.answerError(c, b.lostInFlight(c, redactErr(err)).Error())
@@ -286,12 +280,8 @@ func (b *bridge) readStreams(ctx context.Context, c *call, sess *session, body i
 			return resDone, nil
 		}
 		body.Close()
-		if c.ctx.Err() != nil {
-			return resDone, nil
-		}
-		if ctx.Err() != nil { // the session was lost
-			b.answerError(c, b.lostInFlight(c, b.sessionGone()).Error())
-			return resDone, nil
+		if ctx.Err() != nil {
+			return resDone, nil // cancelled by the client, or shutting down
 		}
 		if r.LastID != lastID {
 			failures = 0
@@ -319,7 +309,7 @@ func (b *bridge) readStreams(ctx context.Context, c *call, sess *session, body i
 			delay = b.backoff(failures - 1)
 		}
 		if !sleepCtx(ctx, delay) {
-			continue // the loop top reports cancellation or loss
+			return resDone, nil
 		}
 		resp, err := b.get(ctx, sess, lastID)
 		if err != nil {

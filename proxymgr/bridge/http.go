@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -34,7 +35,10 @@ const staleWindow = 50 * time.Millisecond
 func (t *sendTrace) with(ctx context.Context) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(i httptrace.GotConnInfo) { t.reused.Store(i.Reused) },
-		WroteRequest: func(httptrace.WroteRequestInfo) {
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err != nil {
+				return // not written
+			}
 			t.wroteAt.Store(time.Now().UnixNano())
 			t.wrote.Store(true)
 			if t.onWrote != nil {
@@ -54,6 +58,13 @@ func (t *sendTrace) with(ctx context.Context) context.Context {
 // may mean the server was processing the request, so it is not resent.
 func (t *sendTrace) unsent(err error, once *bool) bool {
 	if !t.wrote.Load() {
+		return true
+	}
+	// The transport resends a POST by itself only when its first attempt
+	// was not processed (nothing written, or the idle connection was
+	// closed); if that resend could not even connect, nothing was sent.
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
 		return true
 	}
 	if *once || !t.reused.Load() || t.gotByte.Load() ||

@@ -31,15 +31,6 @@ func (b *bridge) lostInFlight(c *call, err error) error {
 		b.cfg.Name, c.method, err)
 }
 
-func (b *bridge) sessionGone() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.lastErr != nil {
-		return b.lastErr
-	}
-	return errSessionMissing
-}
-
 // errorResponse builds a JSON-RPC error response (id nil means null).
 func errorResponse(id []byte, code int, text string) []byte {
 	if id == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 )
 
@@ -38,12 +39,26 @@ func (b *bridge) settle() {
 }
 
 // startListening opens the session's standalone GET stream (2025 era) for
-// server-initiated requests and notifications, once per session.
+// server-initiated requests and notifications, once per session, and waits
+// (a second at most) until the server has answered it: a server may send a
+// request there as soon as the client's next call arrives, and drops what
+// it cannot deliver. The go-sdk client waits the same way.
 func (b *bridge) startListening(sess *session) {
 	if sess.version >= version20260728 {
 		return
 	}
-	sess.listenOnce.Do(func() { b.goDo(func() { b.listen(sess) }) })
+	sess.listenOnce.Do(func() {
+		sess.listening = make(chan struct{})
+		b.goDo(func() { b.listen(sess) })
+	})
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case <-sess.listening:
+	case <-t.C:
+		b.log.Debug("the server has not answered the GET stream yet; going on")
+	case <-sess.ctx.Done():
+	}
 }
 
 // listen keeps the standalone GET stream open while the session lives.
@@ -52,8 +67,11 @@ func (b *bridge) listen(sess *session) {
 		lastID   string
 		failures int
 	)
+	answered := sync.OnceFunc(func() { close(sess.listening) })
+	defer answered()
 	for sess.ctx.Err() == nil {
 		resp, err := b.get(sess.ctx, sess, lastID)
+		answered()
 		if err != nil {
 			if sess.ctx.Err() != nil {
 				return
@@ -201,8 +219,8 @@ func (b *bridge) goDown(sess *session, cause error) {
 }
 
 // failWaitingCalls answers the calls waiting for a response on the GET
-// stream of a session that is gone (calls reading their own stream are
-// answered by their reader when the session's context ends).
+// stream of a session that is gone (calls reading their own response
+// stream finish or fail on their own).
 func (b *bridge) failWaitingCalls(sess *session, cause error) {
 	b.mu.Lock()
 	var waiting []*call
@@ -275,6 +293,7 @@ func (b *bridge) reconnect(old *session) {
 			continue
 		}
 		b.replay(sess)
+		b.startListening(sess)
 
 		b.mu.Lock()
 		b.sess = sess
@@ -283,7 +302,6 @@ func (b *bridge) reconnect(old *session) {
 		b.settle()
 		b.mu.Unlock()
 		b.log.Info("reconnected", "attempts", attempt+1)
-		b.startListening(sess)
 		b.announceListChanges(caps)
 		return
 	}
