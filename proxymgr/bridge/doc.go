@@ -26,15 +26,24 @@
 //     gets exactly one answer: a request that cannot complete is answered
 //     with a JSON-RPC -32603 error saying what to do.
 //
-// The go-sdk's StreamableClientTransport was studied and not used for the
-// HTTP side, because a pump needs what it does not offer: it re-encodes
-// messages (integer-truncating ids like 1.5), it only sends
-// MCP-Protocol-Version, opens the GET stream and adds Mcp-Param-* headers
-// when driven by an mcp.ClientSession (through unexported hooks), it drops
-// the JSON-RPC error body of 5xx answers (where a local proxy says "sign in
-// to NAME"), and a failure permanently breaks its connection without
-// answering requests in flight. Its types and servers are used in the
-// tests.
+// The go-sdk transports (v1.8.0) were studied and not used for the pump,
+// because it needs what they do not offer:
+//
+//   - StreamableClientTransport sends MCP-Protocol-Version, opens the GET
+//     stream and adds Mcp-Param-* headers only when driven by an
+//     mcp.ClientSession (through unexported hooks); it drops the JSON-RPC
+//     error body of 5xx answers (where a local proxy says "sign in to
+//     NAME"); and any failure permanently breaks its connection without
+//     answering the requests in flight.
+//   - StdioTransport/IOTransport end the connection at the first line that
+//     is not JSON, where a bridge should answer -32700 and go on.
+//   - Both go through the jsonrpc package's codec, which re-encodes every
+//     message: ids become int64 or string (1.5 turns into 1, 2^53+1 loses
+//     precision) and unknown members are dropped.
+//
+// So the bridge frames and scans messages itself (frame.go, sse.go,
+// jsonmsg.go, all fuzzed) and forwards the original bytes. The go-sdk
+// clients and servers are what the tests run it against.
 //
 // Credentials, tool policy and audit are not the bridge's business: they
 // live in the Keyport proxy the bridge connects to (or that the app starts
