@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"keyport/app/internal/atomicfile"
 )
 
 // Entry describes what starts at login.
@@ -89,30 +91,14 @@ func (e Entry) Enabled() (bool, error) {
 	return e.enabled()
 }
 
-// writeAtomic writes data to path through a temp file and a rename, so a
-// crash never leaves half an entry.
+// writeAtomic writes an autostart entry (readable by the desktop: 0644),
+// creating its folder.
 func writeAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("start at login: create %s: %w", filepath.Dir(path), err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".keyport-autostart-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("start at login: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("start at login: write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("start at login: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("start at login: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("start at login: write %s: %w", path, err)
 	}
 	return nil
 }
