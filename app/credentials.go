@@ -134,27 +134,6 @@ func (a *App) oauthKinds(string) []string {
 	return []string{oauth.KindToken, oauth.KindClients, oauth.KindStepUp, oauth.KindClientSecret}
 }
 
-// oauthStore adapts secrets.Store to oauth.TokenStore.
-type oauthStore struct{ s *secrets.Store }
-
-func (o oauthStore) Get(server, kind string) (string, error) {
-	v, err := o.s.Get(server, kind)
-	if errors.Is(err, secrets.ErrNotFound) {
-		return "", oauth.ErrNotFound
-	}
-	return v, err
-}
-
-func (o oauthStore) Set(server, kind, value string) error { return o.s.Set(server, kind, value) }
-
-func (o oauthStore) Delete(server, kind string) error {
-	err := o.s.Delete(server, kind)
-	if errors.Is(err, secrets.ErrNotFound) {
-		return oauth.ErrNotFound
-	}
-	return err
-}
-
 // SignIn runs the OAuth browser flow for a server and stores the tokens in
 // the keychain; running proxies pick them up on their next request. One
 // sign-in per server runs at a time: a second call waits for the first.
@@ -248,7 +227,7 @@ func (a *App) oauthStoreLocked() oauth.TokenStore {
 			Backend: a.keychain, Service: a.keychainService, Redactor: a.secrets.Redactor(),
 		})
 	}
-	return oauthStore{a.oauth.store}
+	return oauth.KeychainStore(a.oauth.store)
 }
 
 // lockDir holds the cross-process lock files (OAuth refresh).

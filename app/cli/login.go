@@ -45,27 +45,7 @@ var defaultOAuthDeps = oauthDeps{store: keychainTokenStore, getenv: os.Getenv}
 // keychainTokenStore is the OS keychain (app/secrets, service "keyport"),
 // read through on every Get: the cross-process refresh needs fresh reads.
 func keychainTokenStore() (oauth.TokenStore, error) {
-	return oauthStore{secrets.New(secrets.Options{})}, nil
-}
-
-// oauthStore adapts secrets.Store to oauth.TokenStore.
-type oauthStore struct{ s *secrets.Store }
-
-func (o oauthStore) Get(server, kind string) (string, error) {
-	v, err := o.s.Get(server, kind)
-	if errors.Is(err, secrets.ErrNotFound) {
-		return "", oauth.ErrNotFound
-	}
-	return v, err
-}
-
-func (o oauthStore) Set(server, kind, value string) error { return o.s.Set(server, kind, value) }
-
-func (o oauthStore) Delete(server, kind string) error {
-	if err := o.s.Delete(server, kind); err != nil && !errors.Is(err, secrets.ErrNotFound) {
-		return err
-	}
-	return nil
+	return oauth.KeychainStore(secrets.New(secrets.Options{})), nil
 }
 
 func newLoginCmd(e *env) *cobra.Command {
