@@ -5,7 +5,6 @@ import (
 
 	"keyport/app/catalog"
 	"keyport/app/catalog/demo"
-	"keyport/app/secrets"
 )
 
 // demoRuntime is the in-process demo MCP server.
@@ -16,15 +15,11 @@ type demoRuntime struct {
 
 // demoServer is the catalog entry of the built-in demo server. Its URL is
 // known once it runs; proxyConfig swaps in the live one.
-func (a *App) demoServer() catalog.Server {
-	return catalog.Server{
-		Name:        DemoName,
-		Description: "Built-in demo server: echo, add, a slow tool with progress, and whoami (needs its token)",
-		URL:         "http://127.0.0.1/mcp",
-		Labels:      map[string]string{"kind": "demo"},
-		Auth:        catalog.Auth{Type: catalog.AuthBearer},
-	}
-}
+func (a *App) demoServer() catalog.Server { return demo.CatalogServer("http://127.0.0.1/mcp") }
+
+// isDemo reports whether name is the built-in demo server, which exists
+// only while the catalog is empty (a user's server may also be called demo).
+func (a *App) isDemo(name string) bool { return name == DemoName && a.catalog().Empty() }
 
 // ensureDemo starts the demo server once per process, with its token from
 // the keychain (created on first use), and returns its URL.
@@ -34,7 +29,7 @@ func (a *App) ensureDemo(ctx context.Context) (string, error) {
 	if a.demo != nil {
 		return a.demo.url, nil
 	}
-	token, err := a.ensureSecret(DemoName, secrets.KindBearer)
+	token, err := demo.EnsureToken(a.secrets)
 	if err != nil {
 		return "", err
 	}

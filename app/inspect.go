@@ -37,7 +37,7 @@ func (a *App) Tools(ctx context.Context, name string) ([]Tool, error) {
 		return nil, err
 	}
 	endpoint := s.URL
-	if s.Name == DemoName && a.catalog().Empty() {
+	if a.isDemo(s.Name) {
 		if endpoint, err = a.ensureDemo(ctx); err != nil {
 			return nil, err
 		}

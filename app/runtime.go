@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +13,6 @@ import (
 
 	"keyport/app/catalog"
 	"keyport/app/oauth"
-	"keyport/app/secrets"
 	"keyport/app/state"
 	"keyport/proxymgr"
 )
@@ -145,11 +142,10 @@ func (a *App) restoreProxies(ctx context.Context) {
 // proxy states are the UI's: it sees every transition in the views.
 func (a *App) proxyEvent(name string) {
 	a.publish(Event{Kind: EventServers, Server: name})
-	v, err := a.Server(name)
-	if err != nil {
-		return
-	}
-	c := v.Counters
+	// Events come per request under traffic: read the counters alone, not a
+	// whole view (catalog lookup, credential state).
+	st, _ := a.manager().Status(name)
+	c := st.Counters
 	traffic := c.Requests + c.Errors + c.Denials
 	a.rtMu.Lock()
 	if a.lastTraffic == nil {
@@ -326,7 +322,7 @@ func (a *App) stopProxy(name string) {
 // proxyConfig builds the proxy configuration of a server.
 func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (proxymgr.Config, error) {
 	upstream := s.URL
-	if s.Name == DemoName && a.catalog().Empty() {
+	if a.isDemo(s.Name) {
 		u, err := a.ensureDemo(ctx)
 		if err != nil {
 			return proxymgr.Config{}, err
@@ -473,25 +469,4 @@ func (a *App) stopRuntime() error {
 		cancel()
 	}
 	return errors.Join(errs...)
-}
-
-// newToken returns a random token for the demo server or a local proxy.
-func newToken() string {
-	b := make([]byte, 24)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// ensureSecret returns a server's secret of kind, creating a random one
-// when there is none (the demo token).
-func (a *App) ensureSecret(server, kind string) (string, error) {
-	v, err := a.secrets.Get(server, kind)
-	if err == nil {
-		return v, nil
-	}
-	if !errors.Is(err, secrets.ErrNotFound) {
-		return "", err
-	}
-	v = newToken()
-	return v, a.secrets.Set(server, kind, v)
 }

@@ -8,12 +8,13 @@ import (
 	"strings"
 
 	"keyport/app/catalog"
+	"keyport/app/catalog/demo"
 	"keyport/app/secrets"
 	"keyport/proxymgr/policy"
 )
 
 // DemoName is the catalog name of the built-in demo server.
-const DemoName = "demo"
+const DemoName = demo.Name
 
 // servers returns the effective server list: the catalog's, or the demo
 // server alone when the catalog is empty and the user has not hidden it.
@@ -22,7 +23,7 @@ func (a *App) servers() []catalog.Server {
 	if !cat.Empty() {
 		return cat.Servers
 	}
-	if a.state.Get().HideDemo || a.CatalogErr() != nil {
+	if !demo.Visible(cat, a.state.Get().HideDemo) || a.CatalogErr() != nil {
 		return nil
 	}
 	return []catalog.Server{a.demoServer()}
@@ -77,7 +78,7 @@ func (a *App) view(s catalog.Server) ServerView {
 		UpstreamURL: s.URL,
 		Labels:      maps.Clone(s.Labels),
 		AuthType:    string(s.Auth.Type),
-		Demo:        s.Name == DemoName && a.catalog().Empty(),
+		Demo:        a.isDemo(s.Name),
 		Allow:       slices.Clone(s.Tools.Allow),
 		Deny:        slices.Clone(s.Tools.Deny),
 		State:       ProxyStopped,
@@ -194,7 +195,7 @@ func (a *App) addServer(s catalog.Server, secretValues map[string]string) error 
 // RemoveServer removes a server from servers.yaml, stops its proxy, deletes
 // its keychain items and removes its entries from every client config.
 func (a *App) RemoveServer(name string) error {
-	if name == DemoName && a.catalog().Empty() {
+	if a.isDemo(name) {
 		return a.SetDemoHidden(true)
 	}
 	if _, ok := a.catalog().Lookup(name); !ok {

@@ -7,14 +7,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/zalando/go-keyring"
 
 	"keyport/app/catalog"
+	"keyport/app/internal/apptest"
 	"keyport/app/secrets"
 )
 
@@ -286,39 +285,9 @@ func TestCatalogEntryAndVisibility(t *testing.T) {
 	}
 }
 
-// memKeychain is a minimal keychain for EnsureToken's unit test.
-type memKeychain struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (k *memKeychain) Set(s, a, v string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.m[s+"/"+a] = v
-	return nil
-}
-
-func (k *memKeychain) Get(s, a string) (string, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	v, ok := k.m[s+"/"+a]
-	if !ok {
-		return "", keyring.ErrNotFound
-	}
-	return v, nil
-}
-
-func (k *memKeychain) Delete(s, a string) error {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	delete(k.m, s+"/"+a)
-	return nil
-}
-
 func TestEnsureToken(t *testing.T) {
 	t.Parallel()
-	kc := &memKeychain{m: map[string]string{}}
+	kc := &apptest.MemKeychain{}
 	store := secrets.New(secrets.Options{Backend: kc, Service: "keyport-test"})
 	tok, err := EnsureToken(store)
 	if err != nil {
@@ -327,7 +296,7 @@ func TestEnsureToken(t *testing.T) {
 	if !strings.HasPrefix(tok, "kpdemo_") || len(tok) < 40 {
 		t.Fatalf("token %q is too weak", tok)
 	}
-	if kc.m["keyport-test/demo/bearer"] != tok {
+	if v, _ := kc.Get("keyport-test", "demo/bearer"); v != tok {
 		t.Fatal("the token is not in the keychain under demo/bearer")
 	}
 	again, err := EnsureToken(store)
