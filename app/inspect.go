@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"keyport/app/autostart"
 	"keyport/app/catalog"
+	"keyport/proxymgr"
 	"keyport/proxymgr/audit"
 	"keyport/proxymgr/policy"
 )
@@ -73,16 +73,9 @@ func (a *App) upstreamClient(s catalog.Server) (*http.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		pem, err := os.ReadFile(p)
+		pool, err := proxymgr.CAPool(p)
 		if err != nil {
 			return nil, fmt.Errorf("server %s: tls.ca_file: %w", s.Name, err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server %s: tls.ca_file %s holds no PEM certificate", s.Name, p)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}

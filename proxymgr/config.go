@@ -154,18 +154,9 @@ func (c *Config) Check() error {
 	}
 	c.caPool = nil
 	if c.CAFile != "" {
-		pem, err := os.ReadFile(c.CAFile)
-		if err != nil {
-			return fmt.Errorf("server %s: CA file: %w", c.Name, err)
+		if c.caPool, err = CAPool(c.CAFile); err != nil {
+			return fmt.Errorf("server %s: %w", c.Name, err)
 		}
-		pool, err := x509.SystemCertPool()
-		if err != nil || pool == nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("server %s: CA file %s holds no PEM certificate", c.Name, c.CAFile)
-		}
-		c.caPool = pool
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -231,4 +222,22 @@ func normalizeOrigin(o string) (string, error) {
 		return "", errors.New("an origin is scheme://host[:port], e.g. https://app.example.com")
 	}
 	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+// CAPool is the system's trusted roots plus the PEM certificates in file:
+// what a proxy (and anything else talking to the same upstream) trusts
+// when a server has tls.ca_file.
+func CAPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
