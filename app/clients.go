@@ -49,15 +49,23 @@ func (a *App) want(server string) (clientcfg.Want, error) {
 	if err != nil {
 		return clientcfg.Want{}, err
 	}
-	return clientcfg.Want{
+	return a.wantOn(server, port), nil
+}
+
+// wantOn is the entry for server's proxy on port (0: none yet, no URL).
+func (a *App) wantOn(server string, port int) clientcfg.Want {
+	w := clientcfg.Want{
 		Server:  server,
-		URL:     localURL(port),
 		Command: a.exe,
 		Args:    []string{"connect", server},
 		// GUI-launched clients strip the environment: tell the bridge
 		// where the config is rather than hoping HOME leads there.
 		Env: map[string]string{catalog.EnvConfigDir: a.dir},
-	}, nil
+	}
+	if port != 0 {
+		w.URL = localURL(port)
+	}
+	return w
 }
 
 // reservePort returns the port recorded for a server's proxy, picking and
@@ -120,7 +128,7 @@ func (a *App) Clients(server string) []ClientView {
 		if _, err := a.server(server); err != nil {
 			wantErr = err
 		} else {
-			w, wantErr = a.wantNoReserve(server)
+			w = a.wantNoReserve(server)
 		}
 	}
 	var out []ClientView
@@ -151,12 +159,8 @@ func (a *App) Clients(server string) []ClientView {
 
 // wantNoReserve is want without reserving a port: a server whose proxy
 // never ran has no entry anywhere yet, so its state is simply missing.
-func (a *App) wantNoReserve(server string) (clientcfg.Want, error) {
-	if a.state.Get().Proxies[server].Port == 0 {
-		return clientcfg.Want{Server: server, Command: a.exe, Args: []string{"connect", server},
-			Env: map[string]string{catalog.EnvConfigDir: a.dir}}, nil
-	}
-	return a.want(server)
+func (a *App) wantNoReserve(server string) clientcfg.Want {
+	return a.wantOn(server, a.state.Get().Proxies[server].Port)
 }
 
 // entryState reads one client's entry for w.Server.
