@@ -97,16 +97,28 @@ func Acquire(dir string, onShow func()) (*Instance, error) {
 	return in, nil
 }
 
-// SocketPath is where the primary instance of dir listens. Unix socket paths
-// are limited to about 100 bytes; a longer dir gets a socket in the temp
-// dir named after a hash of dir.
-func SocketPath(dir string) string {
-	p := filepath.Join(dir, "keyport.sock")
-	if len(p) < 100 {
+// SocketPath is where the primary instance of dir listens:
+// SocketPathFor(dir, "keyport.sock").
+func SocketPath(dir string) string { return SocketPathFor(dir, "keyport.sock") }
+
+// maxSocketPath is the longest socket path SocketPathFor returns as is: the
+// OS limit is 104 bytes (macOS) to 108 (Linux), less the terminating NUL.
+const maxSocketPath = 100
+
+// SocketPathFor is where a Unix socket named base lives for the config dir
+// dir: dir/base. Unix socket paths are limited to about 100 bytes, so a
+// longer one becomes base's stem plus a hash of dir in the OS temp dir
+// (dir/keyport.sock becomes $TMPDIR/keyport-<hash>.sock), distinct per dir
+// and per base. Whoever listens there must make sure no other user can reach
+// that socket (see app/remote.Listen).
+func SocketPathFor(dir, base string) string {
+	p := filepath.Join(dir, base)
+	if len(p) < maxSocketPath {
 		return p
 	}
 	sum := sha256.Sum256([]byte(dir))
-	return filepath.Join(os.TempDir(), "keyport-"+hex.EncodeToString(sum[:6])+".sock")
+	stem := strings.TrimSuffix(base, ".sock")
+	return filepath.Join(os.TempDir(), stem+"-"+hex.EncodeToString(sum[:6])+".sock")
 }
 
 func (in *Instance) serve(onShow func()) {

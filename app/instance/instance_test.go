@@ -174,3 +174,42 @@ func TestDefaultDir(t *testing.T) {
 		t.Errorf("DefaultDir = %q, %v", d, err)
 	}
 }
+
+func TestSocketPathFor(t *testing.T) {
+	t.Parallel()
+	short := shortDir(t)
+	long := filepath.Join(short, strings.Repeat("d", 120))
+	longer := filepath.Join(short, strings.Repeat("e", 120))
+	tests := []struct {
+		name, dir, base string
+		want            func(string) bool
+	}{
+		{"short dir keeps the socket inside", short, "keyport-core.sock",
+			func(p string) bool { return p == filepath.Join(short, "keyport-core.sock") }},
+		{"long dir moves to the temp dir", long, "keyport-core.sock", func(p string) bool {
+			return len(p) < maxSocketPath && filepath.Dir(p) == filepath.Clean(os.TempDir()) &&
+				strings.HasPrefix(filepath.Base(p), "keyport-core-") && strings.HasSuffix(p, ".sock")
+		}},
+		{"SocketPath is SocketPathFor keyport.sock", long, "keyport.sock",
+			func(p string) bool { return p == SocketPath(long) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if p := SocketPathFor(tt.dir, tt.base); !tt.want(p) {
+				t.Errorf("SocketPathFor(%q, %q) = %q", tt.dir, tt.base, p)
+			}
+		})
+	}
+	// Distinct per dir and per base, so the one-word instance socket and
+	// the core socket never collide.
+	seen := map[string]bool{}
+	for _, d := range []string{long, longer} {
+		for _, b := range []string{"keyport.sock", "keyport-core.sock"} {
+			p := SocketPathFor(d, b)
+			if seen[p] {
+				t.Errorf("SocketPathFor(%q, %q) = %q collides", d, b, p)
+			}
+			seen[p] = true
+		}
+	}
+}

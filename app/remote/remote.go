@@ -1,0 +1,261 @@
+// Package remote carries the application core's API over a local socket, so
+// Keyport's GUI can run as two processes: a light tray process that owns the
+// real core (*app.App: catalog, keychain, proxies, client configs) and
+// serves it with [Serve], and a window process, started only while the
+// window is open, that talks to it through a [Client] and exits when the
+// window closes. The Client implements ui.Core, so the window cannot tell it
+// from the real App.
+//
+// # Protocol
+//
+// One connection carries newline-delimited JSON frames both ways (see
+// frame). The client sends requests {"id","method","params"} and may cancel
+// one with {"cancel":id}; the server answers each with {"id","result"} or
+// {"id","error"}, in any order, and pushes {"snapshot","events"} frames:
+// the catalog as Servers and CatalogError return it, then the events that
+// changed it. The first server frame is a hello with the protocol version
+// and the first snapshot. Events are pushed, never polled: an idle tray
+// process costs no CPU.
+//
+// JSON over a plain socket keeps this small and dependency-free, lets the
+// server cap a request's size before decoding it (net/rpc's gob offers no
+// such cap), resynchronises after a garbled line, and maps every error to
+// its message text, which is all the UI shows.
+//
+// # Security
+//
+// The socket grants full control of the user's Keyport (its secrets go
+// through it), so [Listen] makes it reachable by its owner only: it lives
+// in the 0700 config dir, or, when that path is too long for a socket, in
+// the temp dir under a name bound in a private 0700 dir first; it is 0600
+// from the moment it has its final name. [Dial] refuses a socket owned by
+// another user. No frame content is ever logged.
+package remote
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	"keyport/app"
+	"keyport/app/instance"
+)
+
+// Backend is what the server serves: exactly the method set of ui.Core
+// (which cannot be named here: package ui imports fyne). *app.App
+// implements it. Serve never calls Close: the process that owns the
+// Backend closes it.
+type Backend interface {
+	Servers() []app.ServerView
+	CatalogError() string
+	Subscribe() (events <-chan app.Event, cancel func())
+
+	SetProxyEnabled(ctx context.Context, name string, on bool) error
+
+	SetSecret(name, kind, value string) error
+	ClearSecrets(name string) error
+	SignIn(ctx context.Context, name string, openURL func(string) error) error
+
+	SetToolPolicy(name string, allow, deny []string) error
+	Tools(ctx context.Context, name string) ([]app.Tool, error)
+	CheckPolicy(allow, deny []string, tools []string) (allowed []string, err error)
+
+	Audit(name string, n int) ([]app.AuditEntry, error)
+	AuditPath(name string) string
+
+	Clients(server string) []app.ClientView
+	PreviewClient(clientID, server string, on bool) (app.ClientChange, error)
+	ApplyClient(clientID, server string, on bool) (app.ClientChange, error)
+	UndoClient(clientID string) error
+
+	AddServer(s app.NewServer) error
+	RemoveServer(name string) error
+	SearchRegistry(ctx context.Context, query string) ([]app.RegistryResult, error)
+	ImportFromRegistry(ctx context.Context, r app.RegistryResult, secrets map[string]string) error
+	SetDemoHidden(hidden bool) error
+
+	Autostart() bool
+	SetAutostart(on bool) error
+
+	Close() error
+}
+
+// ErrBackendGone is what calls fail with once the server went away: the
+// tray process quit or crashed.
+var ErrBackendGone = errors.New("Keyport's background app stopped; launch Keyport again")
+
+// ErrClosed is what calls fail with after Client.Close.
+var ErrClosed = errors.New("the connection to Keyport's background app was closed")
+
+// protocolVersion changes whenever a frame or method changes incompatibly.
+// A window process of another version (Keyport was updated while its tray
+// process ran) is refused with a clear error.
+const protocolVersion = 1
+
+// Size caps of one frame. Requests are small (the largest is an added
+// server with its secrets); answers can be big (an audit tail), but are
+// bounded so a broken peer cannot exhaust memory.
+const (
+	maxRequest  = 1 << 20
+	maxResponse = 64 << 20
+)
+
+// socketBase is the core socket's name in the config dir.
+const socketBase = "keyport-core.sock"
+
+// SocketPath is where the core of config dir dir is served: dir/
+// keyport-core.sock, or a hashed name in the temp dir when that path is too
+// long for a Unix socket (see instance.SocketPathFor).
+func SocketPath(dir string) string { return instance.SocketPathFor(dir, socketBase) }
+
+// Listen listens on SocketPath(dir) for [Serve]. It creates dir 0700 and
+// replaces a socket file left by a crashed process, so the caller must be
+// the one primary instance of dir (hold instance.Acquire's lock).
+//
+// The socket grants full control of the user's Keyport, so no other user
+// may ever reach it: on Unix it is bound in a fresh private 0700 dir,
+// chmodded 0600 and only then renamed to its final path, so there is no
+// moment at which another user could connect, even when the path is in a
+// shared temp dir (where a file another user planted cannot be replaced:
+// Listen then fails). On Windows the socket lives in the user's own
+// profile, whose ACL keeps other users out. Closing the listener removes
+// the socket file.
+func Listen(dir string) (net.Listener, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create the config dir %s: %w", dir, err)
+	}
+	path := SocketPath(dir)
+	if runtime.GOOS == "windows" {
+		_ = os.Remove(path)
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", path, err)
+		}
+		_ = os.Chmod(path, 0o600)
+		return ln, nil
+	}
+	// The private dir sits next to the final path (same file system, so
+	// the rename is atomic) and has a name no longer than the final one,
+	// so the bind fits the socket path limit as well.
+	private, err := os.MkdirTemp(filepath.Dir(path), ".kp")
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: make a private dir: %w", path, err)
+	}
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, "s")
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false) // the file moves; listener.Close removes it
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s: make the socket private: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("listen on %s (another user's file there? remove it): %w", path, err)
+	}
+	return &listener{UnixListener: ul, path: path}, nil
+}
+
+// listener removes its socket file on Close.
+type listener struct {
+	*net.UnixListener
+	path string
+}
+
+// Addr is the socket's final path, not where it was bound.
+func (l *listener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
+func (l *listener) Close() error {
+	err := l.UnixListener.Close()
+	if rerr := os.Remove(l.path); err == nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = rerr
+	}
+	return err
+}
+
+// frame is one line on the wire, in either direction. Which fields are set
+// says what it is:
+//
+//	client → server  {"id":1,"method":"Tools","params":{...}}   a request
+//	                 {"cancel":1}                                cancel request 1
+//	server → client  {"id":1,"result":...} / {"id":1,"error":"..."}
+//	                 {"hello":{...},"snapshot":{...}}            first frame
+//	                 {"snapshot":{...},"events":[...]}           a change
+type frame struct {
+	ID       uint64          `json:"id,omitempty"`
+	Method   string          `json:"method,omitempty"`
+	Params   json.RawMessage `json:"params,omitempty"`
+	Cancel   uint64          `json:"cancel,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+	Err      *string         `json:"error,omitempty"`
+	Hello    *hello          `json:"hello,omitempty"`
+	Snapshot *snapshot       `json:"snapshot,omitempty"`
+	Events   []app.Event     `json:"events,omitempty"`
+}
+
+// hello opens the server's side of a connection.
+type hello struct {
+	Protocol int `json:"protocol"`
+}
+
+// snapshot is what Servers and CatalogError return, as of the events sent
+// with it.
+type snapshot struct {
+	Servers      json.RawMessage `json:"servers"` // []app.ServerView
+	CatalogError string          `json:"catalog_error,omitempty"`
+}
+
+// The parameters of the methods; both sides use these types.
+type (
+	nameArgs struct {
+		Name string `json:"name"`
+	}
+	proxyArgs struct {
+		Name string `json:"name"`
+		On   bool   `json:"on"`
+	}
+	secretArgs struct {
+		Name  string `json:"name"`
+		Kind  string `json:"kind"`
+		Value string `json:"value"`
+	}
+	policyArgs struct {
+		Name  string   `json:"name"`
+		Allow []string `json:"allow"`
+		Deny  []string `json:"deny"`
+	}
+	checkArgs struct {
+		Allow []string `json:"allow"`
+		Deny  []string `json:"deny"`
+		Tools []string `json:"tools"`
+	}
+	auditArgs struct {
+		Name string `json:"name"`
+		N    int    `json:"n"`
+	}
+	clientArgs struct {
+		ClientID string `json:"client_id"`
+		Server   string `json:"server"`
+		On       bool   `json:"on"`
+	}
+	queryArgs struct {
+		Query string `json:"query"`
+	}
+	importArgs struct {
+		Result  app.RegistryResult `json:"result"`
+		Secrets map[string]string  `json:"secrets"`
+	}
+	onArgs struct {
+		On bool `json:"on"`
+	}
+	noArgs struct{}
+)
