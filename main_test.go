@@ -72,3 +72,12 @@ func TestCLIRunsWithoutDisplay(t *testing.T) {
 		t.Fatalf("keyport version: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }
+
+func TestWindowWithoutTrayIsAClearError(t *testing.T) {
+	t.Parallel()
+	env := []string{"PATH=" + os.Getenv("PATH"), "DISPLAY=:99", "KEYPORT_CONFIG_DIR=" + t.TempDir()}
+	_, errOut, code := runKeyport(t, env, "--window")
+	if code != 1 || !strings.Contains(errOut, "Keyport is not running") || !strings.Contains(errOut, "start it with 'keyport'") {
+		t.Fatalf("keyport --window with no tray process: exit %d, stderr %q; want a clear error", code, errOut)
+	}
+}

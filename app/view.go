@@ -17,6 +17,22 @@ const (
 	ProxyError       ProxyState = "error"       // the proxy cannot run (port taken, bad config...)
 )
 
+// Label is how the state reads to a person, in the window and the tray.
+func (s ProxyState) Label() string {
+	switch s {
+	case ProxyStarting:
+		return "Starting…"
+	case ProxyRunning:
+		return "Running"
+	case ProxyUnreachable:
+		return "Upstream unreachable"
+	case ProxyError:
+		return "Error"
+	default:
+		return "Stopped"
+	}
+}
+
 // ServerView is one catalog server with its proxy and credential status.
 type ServerView struct {
 	Name        string

@@ -557,7 +557,7 @@ func (u *UI) showSettingsMenu() {
 				u.refreshServers()
 			})
 		})
-	}, u.Quit)
+	}, u.QuitKeyport)
 	c := u.Window.Canvas()
 	pos := fyne.CurrentApp().Driver().AbsolutePositionForObject(u.Settings).Add(fyne.NewPos(0, u.Settings.Size().Height))
 	pop := widget.NewPopUpMenu(m, c)

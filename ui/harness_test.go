@@ -15,17 +15,6 @@ import (
 
 var _ Core = (*fakecore.Core)(nil)
 
-// fakeTray records what the UI puts in the system tray.
-type fakeTray struct {
-	menus []*fyne.Menu
-	icons []fyne.Resource
-}
-
-func (f *fakeTray) SetSystemTrayMenu(m *fyne.Menu)    { f.menus = append(f.menus, m) }
-func (f *fakeTray) SetSystemTrayIcon(r fyne.Resource) { f.icons = append(f.icons, r) }
-func (f *fakeTray) menu() *fyne.Menu                  { return f.menus[len(f.menus)-1] }
-func (f *fakeTray) icon() fyne.Resource               { return f.icons[len(f.icons)-1] }
-
 // harness runs a UI over a fake core with the test goroutine acting as the
 // fyne goroutine: whatever the UI hands to fyne.Do is queued and run by
 // settle/waitFor, so widgets are only ever touched from the test goroutine.
@@ -34,7 +23,6 @@ type harness struct {
 	app  fyne.App
 	u    *UI
 	core *fakecore.Core
-	tray *fakeTray
 	q    chan func()
 }
 
@@ -47,11 +35,11 @@ func newHarness(t *testing.T, core *fakecore.Core) *harness {
 // (nil keeps the test theme that the markup goldens use).
 func newThemedHarness(t *testing.T, core *fakecore.Core, th fyne.Theme) *harness {
 	t.Helper()
-	h := &harness{t: t, app: test.NewTempApp(t), core: core, tray: &fakeTray{}, q: make(chan func(), 4096)}
+	h := &harness{t: t, app: test.NewTempApp(t), core: core, q: make(chan func(), 4096)}
 	if th != nil {
 		h.app.Settings().SetTheme(th)
 	}
-	h.u = newUI(h.app, core, options{tray: h.tray, do: func(f func()) { h.q <- f }})
+	h.u = newUI(h.app, core, options{do: func(f func()) { h.q <- f }})
 	t.Cleanup(func() { h.u.Close(); h.settle() })
 	h.u.Window.Resize(fyne.NewSize(900, 600))
 	h.u.Window.Show()
@@ -185,4 +173,23 @@ func TestWriteScreens(t *testing.T) {
 		}
 	}
 	_ = app.ProxyRunning
+}
+
+// menuLines renders a menu as lines: "[x] label", "[ ] label", "---",
+// "(disabled) label".
+func menuLines(m *fyne.Menu) []string {
+	var out []string
+	for _, it := range m.Items {
+		switch {
+		case it.IsSeparator:
+			out = append(out, "---")
+		case it.Disabled:
+			out = append(out, "(disabled) "+it.Label)
+		case it.Checked:
+			out = append(out, "[x] "+it.Label)
+		default:
+			out = append(out, "[ ] "+it.Label)
+		}
+	}
+	return out
 }

@@ -127,26 +127,10 @@ func aggregateState(servers []app.ServerView) aggregate {
 	return agg
 }
 
-// stateText is how a state reads in the window and the tray.
-func stateText(st app.ProxyState) string {
-	switch st {
-	case app.ProxyStarting:
-		return "Starting…"
-	case app.ProxyRunning:
-		return "Running"
-	case app.ProxyUnreachable:
-		return "Upstream unreachable"
-	case app.ProxyError:
-		return "Error"
-	default:
-		return "Stopped"
-	}
-}
-
 // statusTip is the hover text of a server's status dot: the state, and the
 // reason when there is one.
 func statusTip(s app.ServerView) string {
-	t := stateText(s.State)
+	t := s.State.Label()
 	if s.LastError != "" && (s.State == app.ProxyError || s.State == app.ProxyUnreachable) {
 		t += ": " + s.LastError
 	}

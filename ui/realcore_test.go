@@ -103,8 +103,8 @@ func newRealHarness(t *testing.T) *realHarness {
 	}
 	fa := test.NewTempApp(t)
 	q := make(chan func(), 4096)
-	h := &harness{t: t, app: fa, tray: &fakeTray{}, q: q}
-	h.u = newUI(fa, core, options{tray: h.tray, do: func(f func()) { q <- f }})
+	h := &harness{t: t, app: fa, q: q}
+	h.u = newUI(fa, core, options{do: func(f func()) { q <- f }})
 	t.Cleanup(func() { h.u.Close(); h.settle() })
 	h.u.Window.Show()
 	h.settle()

@@ -60,9 +60,9 @@ func (r rowView) problem() (string, widget.Importance) {
 	case r.pending:
 		return "", 0
 	case r.State == app.ProxyError:
-		return orDefault(r.LastError, stateText(r.State)), widget.DangerImportance
+		return orDefault(r.LastError, r.State.Label()), widget.DangerImportance
 	case r.State == app.ProxyUnreachable:
-		return orDefault(r.LastError, stateText(r.State)), widget.WarningImportance
+		return orDefault(r.LastError, r.State.Label()), widget.WarningImportance
 	case r.Credential.SignInNeeded:
 		return "Sign in needed: select the server and choose Sign in.", widget.WarningImportance
 	case r.Credential.Needed && !r.Credential.Set:

@@ -1,13 +1,16 @@
-// Package ui is Keyport's desktop interface: the main window, its dialogs and
-// the system tray menu. It is the only package that uses fyne. It never
-// creates the fyne application itself (ui/launch does), so its tests run with
-// fyne's headless test driver and without cgo.
+// Package ui is Keyport's window: the server list, the detail pane and its
+// dialogs. It runs in the window process, which the tray process (package
+// ui/tray, with the core and the proxies) starts while the user has the
+// window open; closing the window ends that process, and Keyport keeps
+// running in the tray. It never creates the fyne application itself
+// (ui/launch does), so its tests run with fyne's headless test driver and
+// without cgo.
 //
 // It talks to the application core only through the Core interface
 // (core.go). One goroutine reads the core's events and hands each batch to
 // the fyne goroutine, which re-reads the state and refreshes the list, the
-// detail pane, the clients panel and the tray: the fyne goroutine is the one
-// owner of UI state, and the tray menu is a pure function of the servers.
+// detail pane and the clients panel: the fyne goroutine is the one owner of
+// UI state.
 //
 // Threading: fyne callbacks run on the fyne goroutine. Every Core call that
 // may block (keychain, network, disk, starting a proxy) runs in a goroutine
@@ -32,22 +35,16 @@ import (
 	"keyport/assets"
 )
 
-// Resources for the icons, shared by the window and the tray.
-var (
-	AppIcon    = fyne.NewStaticResource("keyport.png", assets.AppIcon)
-	trayIdle   = fyne.NewStaticResource("tray-idle.png", assets.TrayIdle)
-	trayActive = fyne.NewStaticResource("tray-active.png", assets.TrayActive)
-	trayError  = fyne.NewStaticResource("tray-error.png", assets.TrayError)
-)
+// AppIcon is the window's icon.
+var AppIcon = fyne.NewStaticResource("keyport.png", assets.AppIcon)
 
 // toggleTimeout bounds one SetProxyEnabled call (a proxy start-up).
 const toggleTimeout = time.Minute
 
-// UI is the Keyport window and tray. Its exported widgets are what tests tap.
+// UI is the Keyport window. Its exported widgets are what tests tap.
 type UI struct {
 	fyne fyne.App
 	core Core
-	tray trayHost // nil without a system tray
 	bg   func(func())
 	do   func(func())
 
@@ -75,14 +72,8 @@ type UI struct {
 	selected  string           // the selected server's name, or ""
 	pending   map[string]bool  // toggles in flight: name -> wanted on
 	toggleErr map[string]string
-	notified  map[string]time.Time // when a notification last named a server
-	// sendNotification is fyne's SendNotification (tests count through it).
-	sendNotification func(*fyne.Notification)
-	autostart        bool
-	trayKey          string // what the tray shows now, to skip identical updates
-	trayRes          fyne.Resource
-	started          bool // the first snapshot is in (no notifications before)
-	quitting         bool
+	autostart bool
+	quitting  bool
 
 	throttle  time.Duration
 	stopWatch func()
@@ -92,9 +83,8 @@ type UI struct {
 
 // options are the seams tests use; New fills the real ones.
 type options struct {
-	tray trayHost
-	bg   func(func())
-	do   func(func())
+	bg func(func())
+	do func(func())
 	// throttle is the least time between two event-driven refreshes;
 	// New uses refreshEvery, tests 0 unless they test it.
 	throttle time.Duration
@@ -104,21 +94,12 @@ type options struct {
 // heavy traffic (a counters event per request) costs a few refreshes.
 const refreshEvery = 100 * time.Millisecond
 
-// New builds the window and the tray for core inside the fyne application fa
-// and starts following the core's events. Call ShowWindow to show it.
+// New builds the window for core inside the fyne application fa and starts
+// following the core's events. Call ShowWindow to show it. Closing the
+// window quits fa (the tray process keeps Keyport running).
 func New(fa fyne.App, core Core) *UI {
 	fa.Settings().SetTheme(Theme())
-	var tray trayHost
-	desk, ok := fa.(desktop.App)
-	if ok {
-		tray = desk
-	}
-	u := newUI(fa, core, options{tray: tray, throttle: refreshEvery})
-	if ok {
-		// A click on the tray icon shows the window where the desktop allows.
-		desk.SetSystemTrayWindow(u.Window)
-	}
-	return u
+	return newUI(fa, core, options{throttle: refreshEvery})
 }
 
 func newUI(fa fyne.App, core Core, o options) *UI {
@@ -128,30 +109,22 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 	if o.do == nil {
 		o.do = fyne.Do
 	}
-	u := &UI{fyne: fa, core: core, tray: o.tray, bg: o.bg, do: o.do, throttle: o.throttle,
-		pending: map[string]bool{}, toggleErr: map[string]string{}, notified: map[string]time.Time{}}
-	u.sendNotification = fa.SendNotification
+	u := &UI{fyne: fa, core: core, bg: o.bg, do: o.do, throttle: o.throttle,
+		pending: map[string]bool{}, toggleErr: map[string]string{}}
 	fa.SetIcon(AppIcon)
 	u.Window = fa.NewWindow("Keyport")
 	u.Window.SetIcon(AppIcon)
 	u.Window.SetContent(u.content())
 	u.Window.Resize(fyne.NewSize(900, 600))
 	u.shortcuts()
-	if u.tray != nil {
-		// Closing the window keeps Keyport running in the tray.
-		u.Window.SetCloseIntercept(u.Window.Hide)
-		u.tray.SetSystemTrayIcon(trayIdle)
-		u.trayRes = trayIdle
-	} else {
-		// Without a tray nothing could bring the window back: closing quits.
-		u.Window.SetCloseIntercept(u.Quit)
-	}
+	// Closing the window ends the window process; the tray keeps Keyport
+	// and its proxies running.
+	u.Window.SetCloseIntercept(u.Quit)
 	// Subscribe before the first read, so no change falls in between.
 	events, cancel := core.Subscribe()
 	u.stopWatch = cancel
 	u.refreshServers()
 	u.Banner.set(catalogBanner(core.CatalogError()))
-	u.started = true
 	u.bg(func() {
 		on := core.Autostart()
 		u.do(func() { u.autostart = on })
@@ -277,7 +250,6 @@ func (u *UI) watch(events <-chan app.Event) {
 // handle applies a batch of events on the fyne goroutine.
 func (u *UI) handle(batch []app.Event) {
 	var servers, clients, audit bool
-	var notices []app.Event
 	for _, ev := range batch {
 		switch ev.Kind {
 		case app.EventServers:
@@ -291,8 +263,6 @@ func (u *UI) handle(batch []app.Event) {
 		case app.EventCatalogError:
 			u.Banner.set(catalogBanner(ev.Err))
 			servers = true
-		case app.EventNotice:
-			notices = append(notices, ev)
 		}
 	}
 	if servers {
@@ -304,30 +274,12 @@ func (u *UI) handle(batch []app.Event) {
 			audit = true
 		}
 	}
-	for _, ev := range notices {
-		// A status notice right after the window's own notification for
-		// the same server (see transitions) would say the same thing twice.
-		if t, ok := u.notified[ev.Server]; ok && ev.Server != "" && time.Since(t) < noticeDedup {
-			continue
-		}
-		u.notify(ev.Server, ev.Title, ev.Body)
-	}
 	if clients {
 		u.Detail.clients.refresh()
 	}
 	if audit && u.Detail.auditVisible() {
 		u.Detail.audit.reload()
 	}
-}
-
-// noticeDedup is how long after notifying about a server the window drops
-// the core's own notice about it.
-const noticeDedup = 5 * time.Second
-
-// notify sends a desktop notification about server.
-func (u *UI) notify(server, title, body string) {
-	u.notified[server] = time.Now()
-	u.sendNotification(fyne.NewNotification(title, body))
 }
 
 // selectedCounters is the selected server's traffic counters.
@@ -348,11 +300,6 @@ func catalogBanner(err string) string {
 // refreshServers re-reads the catalog and refreshes everything that shows it.
 func (u *UI) refreshServers() {
 	next := u.core.Servers()
-	if u.started {
-		for _, n := range transitions(u.servers, next) {
-			u.notify(n.Server, n.Title, n.Body)
-		}
-	}
 	u.servers = next
 	opts := labelOptions(next)
 	u.LabelFilter.Options = opts
@@ -362,7 +309,6 @@ func (u *UI) refreshServers() {
 		u.LabelFilter.Refresh()
 	}
 	u.applyFilter()
-	u.refreshTray()
 }
 
 func indexString(list []string, s string) int {
@@ -449,7 +395,6 @@ func (u *UI) toggle(name string, on bool) {
 	u.pending[name] = on
 	delete(u.toggleErr, name)
 	u.applyFilter()
-	u.refreshTray()
 	u.bg(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), toggleTimeout)
 		err := u.core.SetProxyEnabled(ctx, name, on)
@@ -488,50 +433,6 @@ func (u *UI) copyURL(s string, b *widget.Button) {
 	time.AfterFunc(1200*time.Millisecond, func() {
 		u.do(func() { b.SetIcon(theme.ContentCopyIcon()) })
 	})
-}
-
-// refreshTray rebuilds the tray menu and icon when what they show changed.
-func (u *UI) refreshTray() {
-	if u.tray == nil {
-		return
-	}
-	view := u.trayServers()
-	if res := trayIcon(view); res != u.trayRes {
-		u.trayRes = res
-		u.tray.SetSystemTrayIcon(res)
-	}
-	m := trayMenu(view, trayActions{Toggle: u.toggle, SignIn: u.signIn, Open: u.ShowWindow, Quit: u.Quit})
-	key := menuKey(m)
-	if key == u.trayKey {
-		return
-	}
-	u.trayKey = key
-	u.tray.SetSystemTrayMenu(m)
-}
-
-// trayServers is the servers as the tray shows them: a toggle in flight
-// reads as starting.
-func (u *UI) trayServers() []app.ServerView {
-	out := make([]app.ServerView, len(u.servers))
-	for i, s := range u.servers {
-		if want, ok := u.pending[s.Name]; ok {
-			s.Enabled = want
-			if want {
-				s.State = app.ProxyStarting
-			}
-		}
-		out[i] = s
-	}
-	return out
-}
-
-// menuKey summarises a menu's visible content.
-func menuKey(m *fyne.Menu) string {
-	k := ""
-	for _, it := range m.Items {
-		k += fmt.Sprintf("%s|%t|%t|%t\n", it.Label, it.Checked, it.Disabled, it.IsSeparator)
-	}
-	return k
 }
 
 // signIn runs a server's OAuth sign-in in the browser.
@@ -576,8 +477,8 @@ func (u *UI) ShowWindow() {
 	u.Window.RequestFocus()
 }
 
-// Quit stops the proxies gracefully (Core.Close) in the background, then
-// ends the application. The window hides at once.
+// Quit closes the window: it stops following the core (Core.Close) in the
+// background, then ends the fyne application. The window hides at once.
 func (u *UI) Quit() {
 	if u.quitting {
 		return
@@ -585,6 +486,33 @@ func (u *UI) Quit() {
 	u.quitting = true
 	u.Window.Hide()
 	u.bg(func() {
+		u.Close()
+		u.do(u.fyne.Quit)
+	})
+}
+
+// appQuitter is a core that runs in another process (the tray's) and can
+// be asked to quit the whole of Keyport.
+type appQuitter interface{ Quit() error }
+
+// QuitKeyport is the settings menu's "Quit Keyport": it asks the tray
+// process to stop every proxy and quit, then closes the window. With an
+// in-process core, closing the core is quitting.
+func (u *UI) QuitKeyport() {
+	q, ok := u.core.(appQuitter)
+	if !ok {
+		u.Quit()
+		return
+	}
+	if u.quitting {
+		return
+	}
+	u.quitting = true
+	u.Window.Hide()
+	u.bg(func() {
+		if err := q.Quit(); err != nil {
+			fyne.LogError("quitting Keyport", err)
+		}
 		u.Close()
 		u.do(u.fyne.Quit)
 	})
@@ -600,8 +528,3 @@ func (u *UI) Close() {
 		}
 	})
 }
-
-// HasTray reports whether the desktop offers a system tray API. (Whether a
-// tray host actually shows the icon is only known to the desktop: on plain
-// GNOME it does not, and a second launch of Keyport brings the window back.)
-func (u *UI) HasTray() bool { return u.tray != nil }

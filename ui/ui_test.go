@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,9 +70,6 @@ func TestToggleShowsStartingThenRunning(t *testing.T) {
 	if r.dot.state != app.ProxyStarting || !r.sw.On || !r.sw.Disabled() {
 		t.Fatalf("while starting: dot %s, switch on=%t disabled=%t; want starting, on, disabled", r.dot.state, r.sw.On, r.sw.Disabled())
 	}
-	if lines := menuLines(h.tray.menu()); !slices.Contains(lines, "[x] beta — Starting…") {
-		t.Errorf("tray while starting = %q", lines)
-	}
 	gate <- struct{}{}
 	h.waitFor("beta running", func() bool { return h.row("beta").dot.state == app.ProxyRunning })
 	r = h.row("beta")
@@ -80,9 +78,6 @@ func TestToggleShowsStartingThenRunning(t *testing.T) {
 	}
 	if r.sw.Disabled() || !r.sw.On || r.url.Text != "http://127.0.0.1:41004/mcp" || !r.copy.Visible() {
 		t.Errorf("running row: switch disabled=%t on=%t url=%q copy=%t", r.sw.Disabled(), r.sw.On, r.url.Text, r.copy.Visible())
-	}
-	if lines := menuLines(h.tray.menu()); !slices.Contains(lines, "[x] beta — Running") || h.tray.icon() != trayActive {
-		t.Errorf("tray when running = %q, icon %s", lines, h.tray.icon().Name())
 	}
 	test.Tap(r.copy)
 	if got := h.app.Clipboard().Content(); got != "http://127.0.0.1:41004/mcp" {
@@ -95,9 +90,6 @@ func TestToggleShowsStartingThenRunning(t *testing.T) {
 	h.waitFor("beta stopped", func() bool { return h.row("beta").dot.state == app.ProxyStopped && !h.row("beta").sw.Disabled() })
 	if !slices.Contains(core.Calls(), "SetProxyEnabled beta false") {
 		t.Errorf("calls = %q, want SetProxyEnabled beta false", core.Calls())
-	}
-	if h.tray.icon() != trayIdle {
-		t.Errorf("tray icon = %s after stop, want idle", h.tray.icon().Name())
 	}
 }
 
@@ -117,9 +109,6 @@ func TestToggleErrorShownInlineAndNotified(t *testing.T) {
 	if !strings.Contains(r.dot.tip.text, "port 41005 is taken") {
 		t.Errorf("hover text = %q, want the reason", r.dot.tip.text)
 	}
-	if h.tray.icon() != trayError {
-		t.Errorf("tray icon = %s, want error", h.tray.icon().Name())
-	}
 	// The next try clears the error first.
 	core.FailProxy("gamma", "")
 	gate := make(chan struct{})
@@ -131,24 +120,6 @@ func TestToggleErrorShownInlineAndNotified(t *testing.T) {
 	}
 	gate <- struct{}{}
 	h.waitFor("gamma settled", func() bool { return !h.row("gamma").sw.Disabled() })
-}
-
-func TestNotificationOnFailureAndRecovery(t *testing.T) {
-	core := fakecore.New(app.ServerView{Name: "a", Enabled: true, State: app.ProxyRunning})
-	h := newHarness(t, core)
-	test.AssertNotificationSent(t, fyne.NewNotification("a: proxy failed", "listener closed: restart it"), func() {
-		core.Update("a", func(s *app.ServerView) { s.State, s.LastError = app.ProxyError, "listener closed: restart it" })
-		h.waitFor("error shown", func() bool { return h.row("a").dot.state == app.ProxyError })
-	})
-	test.AssertNotificationSent(t, fyne.NewNotification("a: recovered", "The proxy is running again."), func() {
-		core.Update("a", func(s *app.ServerView) { s.State, s.LastError = app.ProxyRunning, "" })
-		h.waitFor("running shown", func() bool { return h.row("a").dot.state == app.ProxyRunning })
-	})
-	// A counters-only update is no transition.
-	test.AssertNotificationSent(t, nil, func() {
-		core.Update("a", func(s *app.ServerView) { s.Counters.Requests++ })
-		h.settle()
-	})
 }
 
 func TestSearchAndLabelFilter(t *testing.T) {
@@ -208,56 +179,57 @@ func TestCatalogErrorBanner(t *testing.T) {
 	h.waitFor("banner hidden", func() bool { return !h.u.Banner.box.Visible() })
 }
 
-func TestCloseHidesAndQuitClosesCore(t *testing.T) {
+func TestCloseQuitsTheWindowOnly(t *testing.T) {
 	core := simpleCore()
 	h := newHarness(t, core)
-	h.u.Window.Close() // the close intercept hides instead
-	h.settle()
-	if core.Closed() != 0 || h.u.quitting {
-		t.Error("closing the window quit Keyport; it must keep running in the tray")
-	}
-	h.u.ShowWindow()
-	m := h.tray.menu()
-	quit := m.Items[len(m.Items)-1]
-	quit.Action()
+	h.u.Quit() // what closing the window does (its close intercept)
 	h.waitFor("core closed", func() bool { return core.Closed() == 1 })
-	quit.Action() // a second Quit is harmless
+	h.u.Quit() // a second quit is harmless
 	h.settle()
 	if core.Closed() != 1 {
 		t.Errorf("Close called %d times", core.Closed())
 	}
 }
 
-func TestTrayTogglesAndSignIn(t *testing.T) {
-	core := fakecore.Sample()
-	h := newHarness(t, core)
-	lines := menuLines(h.tray.menu())
-	want := []string{"[ ] demo — Stopped", "[x] github — Running", "[ ] linear — Stopped", "[x] sentry — Upstream unreachable",
-		"[x] warehouse — Error", "---", "[ ] Sign in needed: linear…", "---", "[ ] Open Keyport", "[ ] Quit"}
-	if !slices.Equal(lines, want) {
-		t.Fatalf("tray = %q\nwant %q", lines, want)
-	}
-	if h.tray.icon() != trayError {
-		t.Errorf("icon = %s, want error", h.tray.icon().Name())
-	}
-	n := len(h.tray.menus)
-	h.tray.menu().Items[0].Action() // demo on
-	h.waitFor("demo running", func() bool { return slices.Contains(menuLines(h.tray.menu()), "[x] demo — Running") })
-	// A counters-only change does not rebuild the menu.
-	n = len(h.tray.menus)
-	core.Update("github", func(s *app.ServerView) { s.Counters.Requests += 10 })
-	h.settle()
-	if len(h.tray.menus) != n {
-		t.Error("an unchanged menu was set again")
-	}
-	for _, it := range h.tray.menu().Items {
-		if strings.HasPrefix(it.Label, "Sign in needed") {
-			it.Action()
-		}
-	}
-	h.waitFor("signed in", func() bool { return !slices.Contains(menuLines(h.tray.menu()), "[ ] Sign in needed: linear…") })
-	if !slices.Contains(core.Calls(), "SignIn linear") {
-		t.Errorf("calls = %q", core.Calls())
+// quitCore is a core in another process: QuitKeyport asks it to quit
+// Keyport, before the window closes its connection.
+type quitCore struct {
+	*fakecore.Core
+	mu    sync.Mutex
+	calls []string
+}
+
+func (q *quitCore) Quit() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.calls = append(q.calls, "Quit")
+	return nil
+}
+
+func (q *quitCore) Close() error {
+	q.mu.Lock()
+	q.calls = append(q.calls, "Close")
+	q.mu.Unlock()
+	return q.Core.Close()
+}
+
+func (q *quitCore) seen() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return slices.Clone(q.calls)
+}
+
+func TestQuitKeyportAsksTheTrayFirst(t *testing.T) {
+	core := &quitCore{Core: simpleCore()}
+	fa := test.NewTempApp(t)
+	q := make(chan func(), 4096)
+	u := newUI(fa, core, options{do: func(f func()) { q <- f }})
+	h := &harness{t: t, app: fa, u: u, core: core.Core, q: q}
+	t.Cleanup(func() { u.Close(); h.settle() })
+	u.QuitKeyport()
+	h.waitFor("closed", func() bool { return len(core.seen()) == 2 })
+	if got := core.seen(); !slices.Equal(got, []string{"Quit", "Close"}) {
+		t.Errorf("calls = %q, want Quit then Close", got)
 	}
 }
 
@@ -560,7 +532,7 @@ func TestEventBurstsCoalesce(t *testing.T) {
 	core := fakecore.New(app.ServerView{Name: "a", Enabled: true, State: app.ProxyRunning})
 	fa := test.NewTempApp(t)
 	q := make(chan func(), 4096)
-	u := newUI(fa, core, options{tray: &fakeTray{}, do: func(f func()) { q <- f }, throttle: 50 * time.Millisecond})
+	u := newUI(fa, core, options{do: func(f func()) { q <- f }, throttle: 50 * time.Millisecond})
 	h := &harness{t: t, app: fa, u: u, core: core, q: q}
 	t.Cleanup(func() { u.Close(); h.settle() })
 	refreshes := 0
@@ -621,24 +593,6 @@ func TestClientPreviewCancelWritesNothing(t *testing.T) {
 	}
 	if n != 1 || c.Overlays().Top() != nil {
 		t.Errorf("confirm wrote %d times; dialog open: %t", n, c.Overlays().Top() != nil)
-	}
-}
-
-// TestCoreNoticeIsNotDoubled: when the core also announces a status change
-// the window already notified about, the user gets one notification; other
-// notices (e.g. an OAuth sign-in needed) pass.
-func TestCoreNoticeIsNotDoubled(t *testing.T) {
-	core := fakecore.New(app.ServerView{Name: "a", Enabled: true, State: app.ProxyRunning}, app.ServerView{Name: "b"})
-	h := newHarness(t, core)
-	var sent []string
-	h.u.sendNotification = func(n *fyne.Notification) { sent = append(sent, n.Title) }
-	core.Update("a", func(s *app.ServerView) { s.State, s.LastError = app.ProxyError, "listener closed" })
-	core.Emit(app.Event{Kind: app.EventNotice, Server: "a", Title: "a: proxy failed", Body: "listener closed"})
-	core.Emit(app.Event{Kind: app.EventNotice, Server: "b", Title: "Sign in to b", Body: "Its refresh token was rejected."})
-	h.waitFor("two notifications", func() bool { return len(sent) >= 2 })
-	h.settle()
-	if !slices.Equal(sent, []string{"a: proxy failed", "Sign in to b"}) {
-		t.Errorf("notifications = %q, want one per event", sent)
 	}
 }
 

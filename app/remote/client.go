@@ -49,6 +49,7 @@ type Client struct {
 
 	done       chan struct{} // closed when the connection ends
 	readerDone chan struct{}
+	raised     chan struct{} // the server asked for the window
 }
 
 // Dial connects to the Server on socketPath and waits for its first
@@ -71,7 +72,7 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{conn: conn, calls: map[uint64]chan frame{}, subs: map[chan app.Event]struct{}{},
-		done: make(chan struct{}), readerDone: make(chan struct{})}
+		done: make(chan struct{}), readerDone: make(chan struct{}), raised: make(chan struct{}, 1)}
 	ready := make(chan error, 1)
 	go c.read(ready)
 	select {
@@ -125,6 +126,11 @@ func (c *Client) read(ready chan<- error) {
 			continue
 		}
 		switch {
+		case f.Raise:
+			select {
+			case c.raised <- struct{}{}:
+			default: // one is pending already
+			}
 		case f.Snapshot != nil:
 			if err := c.update(f.Snapshot, f.Events); err != nil {
 				fail(err)
@@ -184,6 +190,10 @@ func (c *Client) finish(err error) {
 // Done is closed when the connection ends: the server went away (Err is
 // ErrBackendGone), or Close was called (ErrClosed). The window exits then.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Raised receives when the tray process asks the window to come to the
+// front. Requests that arrive while one is pending merge into it.
+func (c *Client) Raised() <-chan struct{} { return c.raised }
 
 // Err is why the connection ended, or nil while it is up.
 func (c *Client) Err() error {

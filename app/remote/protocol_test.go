@@ -574,3 +574,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestRaiseReachesEveryWindow: Server.Raise is delivered to each connected
+// client, and raises that pile up while one is pending merge into it.
+func TestRaiseReachesEveryWindow(t *testing.T) {
+	t.Parallel()
+	srv, path := served(t, newFake(), ServeOptions{})
+	a, b := dial(t, path), dial(t, path)
+	srv.Raise()
+	for name, c := range map[string]*Client{"a": a, "b": b} {
+		select {
+		case <-c.Raised():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("window %s was not raised", name)
+		}
+	}
+	srv.Raise()
+	srv.Raise()
+	select {
+	case <-a.Raised():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second raise did not arrive")
+	}
+	// At most one more is pending: the two raises merged or arrived apart.
+	time.Sleep(50 * time.Millisecond)
+	select {
+	case <-a.Raised():
+	default:
+	}
+	select {
+	case <-a.Raised():
+		t.Error("more raises arrived than were merged")
+	case <-time.After(50 * time.Millisecond):
+	}
+}

@@ -190,6 +190,7 @@ func (l *listener) Close() error {
 //	server → client  {"id":1,"result":...} / {"id":1,"error":"..."}
 //	                 {"hello":{...},"snapshot":{...}}            first frame
 //	                 {"snapshot":{...},"events":[...]}           a change
+//	                 {"raise":true}                              show the window
 type frame struct {
 	ID       uint64          `json:"id,omitempty"`
 	Method   string          `json:"method,omitempty"`
@@ -200,6 +201,7 @@ type frame struct {
 	Hello    *hello          `json:"hello,omitempty"`
 	Snapshot *snapshot       `json:"snapshot,omitempty"`
 	Events   []app.Event     `json:"events,omitempty"`
+	Raise    bool            `json:"raise,omitempty"`
 }
 
 // hello opens the server's side of a connection.

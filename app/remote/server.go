@@ -112,6 +112,20 @@ func (s *Server) accept() {
 	}
 }
 
+// Raise asks every connected window to come to the front (a second launch
+// of Keyport, "Open Keyport" in the tray). It does not wait for them.
+func (s *Server) Raise() {
+	s.mu.Lock()
+	conns := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		conns = append(conns, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range conns {
+		go sc.write(frame{Raise: true})
+	}
+}
+
 // Close stops accepting, ends every connection (cancelling the requests
 // in flight: a running sign-in stops) and waits for their goroutines. The
 // Backend stays as it is. It is safe to call more than once, and from

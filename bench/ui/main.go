@@ -10,11 +10,15 @@
 //     -runs warm launches; the baseline is the same binary's `version` verb
 //     under the same xvfb-run (process, runtime and Xvfb start-up).
 //     Target ≤ 1 s.
-//   - idle CPU: the app's user+system CPU time over -idle (30 s) after start,
-//     read from /proc (Linux); the baseline is a sleeping process. Target ≈ 0.
+//   - idle CPU: user+system CPU time over -idle (30 s), read from /proc
+//     (Linux), of the window process and the tray process while the window
+//     is open, then of the tray process alone once the window is closed
+//     (where Keyport spends its days); the baseline is a bare fyne window
+//     (-hello) idling at the same time. Target ≈ 0.
 //   - RSS with -proxies (10) proxies turned on, each in front of an
-//     in-process go-sdk MCP server, read from /proc/PID/status once they run.
-//     Target ≤ 120 MiB.
+//     in-process go-sdk MCP server, read from /proc/PID/status once they
+//     run: Keyport started at login (--background), in the tray. Target
+//     ≤ 120 MiB; the baseline is the bare fyne window's RSS.
 //
 // The filtering target (≤ 50 ms for 1,000 servers) is a go test benchmark:
 // go test -run '^$' -bench SearchKeystroke ./ui
@@ -64,7 +68,7 @@ func main() {
 	var stop func()
 	for i := 0; i < *runs; i++ {
 		env := newEnv(*servers, nil)
-		d, p, s := launch(*bin, env)
+		d, p, s := launch(*bin, env, false)
 		if i < *runs-1 {
 			s()
 			env.cleanup()
@@ -77,33 +81,50 @@ func main() {
 	fmt.Printf("start-up with %d servers: %v (median of %d; %v over the baseline) — target ≤ 1 s\n",
 		*servers, start.Round(time.Millisecond), *runs, (start - base).Round(time.Millisecond))
 
-	// Idle CPU and RSS, next to the baseline fyne app running at the same time.
+	// Idle CPU and RSS of both processes with the window open, next to the
+	// baseline fyne app running at the same time; then the tray alone.
+	tray := ppid(pid)
 	var hpid int
 	hstop := func() {}
 	if *hello != "" {
 		henv := newEnv(0, nil)
-		_, hpid, hstop = launch(*hello, henv)
+		_, hpid, hstop = launch(*hello, henv, false)
 		defer henv.cleanup()
 	}
 	time.Sleep(2 * time.Second) // let the start-up work settle
-	cpu0 := cpuTime(pid)
+	w0, t0 := cpuTime(pid), cpuTime(tray)
 	var h0 time.Duration
 	if hpid != 0 {
 		h0 = cpuTime(hpid)
 	}
 	time.Sleep(*idle)
-	used := cpuTime(pid) - cpu0
-	fmt.Printf("idle CPU over %v: %v (%.2f%% of one core) — target ≈ 0\n", *idle, used, 100*used.Seconds()/idle.Seconds())
-	fmt.Printf("RSS idle with %d servers: %.1f MiB\n", *servers, rssMiB(pid))
+	wUsed, tUsed := cpuTime(pid)-w0, cpuTime(tray)-t0
+	fmt.Printf("window open, idle over %v: window process %s, tray process %s; RSS window %.1f MiB + tray %.1f MiB (%d servers)\n",
+		*idle, pct(wUsed, *idle), pct(tUsed, *idle), rssMiB(pid), rssMiB(tray), *servers)
+	var hUsed time.Duration
+	var hRSS float64
 	if hpid != 0 {
-		hused := cpuTime(hpid) - h0
-		fmt.Printf("  baseline (bare fyne window): idle CPU %v (%.2f%%), RSS %.1f MiB; Keyport/baseline CPU ratio %.2f\n",
-			hused, 100*hused.Seconds()/idle.Seconds(), rssMiB(hpid), used.Seconds()/max(hused.Seconds(), 0.01))
+		hUsed, hRSS = cpuTime(hpid)-h0, rssMiB(hpid)
+		fmt.Printf("  baseline (bare fyne window): idle CPU %s, RSS %.1f MiB; window/baseline CPU ratio %.2f\n",
+			pct(hUsed, *idle), rssMiB(hpid), wUsed.Seconds()/max(hUsed.Seconds(), 0.01))
 	}
 	hstop()
+	// The user closes the window: its process ends, the tray stays.
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	waitGone(pid)
+	time.Sleep(time.Second)
+	t1 := cpuTime(tray)
+	time.Sleep(*idle)
+	tIdle := cpuTime(tray) - t1
+	fmt.Printf("window closed (Keyport in the tray), idle over %v: %s of a core (%v); RSS %.1f MiB — target ≈ 0\n",
+		*idle, pct(tIdle, *idle), tIdle, rssMiB(tray))
+	if hpid != 0 {
+		fmt.Printf("  tray/baseline idle CPU ratio %.3f\n", tIdle.Seconds()/max(hUsed.Seconds(), 0.01))
+	}
 	stop()
 
-	// RSS with proxies on, each in front of a real go-sdk MCP server.
+	// RSS with proxies on, each in front of a real go-sdk MCP server:
+	// started at login (in the tray), then with the window opened.
 	var upstreams []string
 	for i := 0; i < *proxies; i++ {
 		u, closeFn := mcpServer()
@@ -111,13 +132,43 @@ func main() {
 		upstreams = append(upstreams, u)
 	}
 	env := newEnv(0, upstreams)
-	_, pid, stop = launch(*bin, env)
-	time.Sleep(5 * time.Second) // proxies start after the window
+	_, tray, stop = launch(*bin, env, true)
+	time.Sleep(5 * time.Second) // proxies start in the background
 	listening := countListeners(env.ports)
-	fmt.Printf("RSS with %d proxies on (%d listening): %.1f MiB (peak %.1f MiB) — target ≤ 120 MiB\n",
-		*proxies, listening, rssMiB(pid), hwmMiB(pid))
+	fmt.Printf("RSS with %d proxies on (%d listening), in the tray: %.1f MiB (peak %.1f MiB) — target ≤ 120 MiB\n",
+		*proxies, listening, rssMiB(tray), hwmMiB(tray))
+	if hpid != 0 {
+		fmt.Printf("  baseline (bare fyne window) %.1f MiB: tray/baseline %.2f\n", hRSS, rssMiB(tray)/hRSS)
+	}
 	stop()
 	env.cleanup()
+}
+
+func pct(d, over time.Duration) string {
+	return fmt.Sprintf("%.2f%%", 100*d.Seconds()/over.Seconds())
+}
+
+// ppid is a process's parent.
+func ppid(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		fail(err)
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	p, _ := strconv.Atoi(fields[1]) // ppid: field 4
+	return p
+}
+
+// waitGone waits for a process to exit.
+func waitGone(pid int) {
+	for i := 0; i < 500; i++ {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(b), ") Z ") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fail(fmt.Errorf("process %d did not exit", pid))
 }
 
 func fail(err error) {
@@ -201,9 +252,12 @@ func timeVersion(bin string) time.Duration {
 
 // launch starts the GUI and waits for its ready file; it returns the time
 // to ready, the GUI's pid and a stop function.
-func launch(bin string, e *env) (time.Duration, int, func()) {
+func launch(bin string, e *env, background bool) (time.Duration, int, func()) {
 	ready := filepath.Join(e.home, "ready")
 	cmd := xvfb(bin)
+	if background {
+		cmd = xvfb(bin, "--background")
+	}
 	cmd.Env = e.environ(
 		"KEYPORT_READY_FILE=" + ready,
 	)

@@ -1,12 +1,16 @@
-// Package launch starts the real desktop application: it creates the fyne
-// app (which needs cgo and a graphical session) and hands it to package ui.
-// Keeping this apart lets package ui test headless without cgo.
+// Package launch starts the real desktop application, which is two
+// processes. The tray process (RunTray) holds the application core, the
+// proxies, the control socket (app/remote) and the system tray (ui/tray);
+// it needs no OpenGL, so Keyport in the tray costs little memory and no CPU.
+// The window process (RunWindow) creates the fyne app (cgo, a graphical
+// session) over a remote core while the user has the window open, and ends
+// when the window closes. Keeping this apart lets package ui test headless
+// without cgo.
 package launch
 
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"runtime"
@@ -36,8 +40,10 @@ func HasDisplay() bool {
 	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
-// EnvReadyFile names a file Run writes (with the process id) once the
-// window is shown and the event loop runs: bench/ui measures start-up with it.
+// EnvReadyFile names a file RunWindow writes (with the window process's id)
+// once the window is shown and its event loop runs; RunTray in the
+// background writes its own id there once the tray runs. bench/ui measures
+// start-up with it.
 const EnvReadyFile = "KEYPORT_READY_FILE"
 
 // claimed is this process's hold on being the one Keyport GUI.
@@ -50,8 +56,8 @@ var claimed struct {
 // Claim makes this process the one Keyport GUI for its config dir. If
 // another is running, Claim asks it to bring its window forward and returns
 // instance.ErrRunning: the caller should then exit successfully. Call it
-// before creating the core (which starts proxies); Run calls it too, and a
-// second call is a no-op.
+// before creating the core (which starts proxies); a second call is a
+// no-op.
 func Claim() error {
 	claimed.Lock()
 	defer claimed.Unlock()
@@ -87,48 +93,40 @@ func release() {
 	}
 }
 
-// Run opens Keyport's window and tray and blocks until the user quits.
-// When another Keyport runs, it brings that one's window forward and
-// returns instance.ErrRunning. When the environment variable
-// KEYPORT_SCREENSHOTS names a folder, it writes PNGs of the window's views
-// there and quits instead (make screenshot).
-func Run(core ui.Core) error { return RunWith(core, Options{}) }
-
-// Options change how Run starts the GUI.
-type Options struct {
-	// Background starts Keyport in the tray without opening its window
-	// (start at login); without a tray the window opens anyway, or the user
-	// could never reach it.
-	Background bool
+// WindowOptions tie the window process to the tray process.
+type WindowOptions struct {
+	// Done closes when the tray process is gone: the window quits.
+	Done <-chan struct{}
+	// Raise receives when the user asks for the window again (a second
+	// launch, "Open Keyport" in the tray): it comes to the front.
+	Raise <-chan struct{}
 }
 
-// RunWith is Run with options.
-func RunWith(core ui.Core, opts Options) error {
+// RunWindow opens Keyport's window over core and blocks until the user
+// closes it (the tray process keeps running). When the environment
+// variable KEYPORT_SCREENSHOTS names a folder, it writes PNGs of the
+// window's views there and quits instead (make screenshot).
+func RunWindow(core ui.Core, opts WindowOptions) error {
 	if !HasDisplay() {
 		return ErrNoDisplay
 	}
-	if err := Claim(); errors.Is(err, instance.ErrRunning) {
-		return err
-	} else if err != nil {
-		// Keyport still works without the single-instance guard.
-		slog.Warn("single-instance check failed; a second launch will open a second window", "err", err)
-	}
-	defer release()
 	fa := fyneapp.NewWithID(app.AppID)
 	u := ui.New(fa, core)
 	defer u.Close()
-	// A later launch asks for the window: bring it forward.
-	claimed.Lock()
-	show := claimed.show
-	claimed.Unlock()
-	if show != nil {
+	if opts.Raise != nil {
 		go func() {
-			for range show {
+			for range opts.Raise {
 				fyne.Do(u.ShowWindow)
 			}
 		}()
 	}
-	if dir := os.Getenv("KEYPORT_SCREENSHOTS"); dir != "" {
+	if opts.Done != nil {
+		go func() {
+			<-opts.Done
+			fyne.Do(fa.Quit)
+		}()
+	}
+	if dir := os.Getenv(EnvScreenshots); dir != "" {
 		var shotErr error
 		fa.Lifecycle().SetOnStarted(func() {
 			go func() {
@@ -150,12 +148,13 @@ func RunWith(core ui.Core, opts Options) error {
 			_ = os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 		})
 	}
-	if !opts.Background || !u.HasTray() {
-		u.ShowWindow()
-	}
+	u.ShowWindow()
 	fa.Run()
 	return nil
 }
+
+// EnvScreenshots names the folder make screenshot collects PNGs in.
+const EnvScreenshots = "KEYPORT_SCREENSHOTS"
 
 // captureX grabs the top-left width×height pixels of the X display (where
 // the window sits under a bare Xvfb with no window manager) with ImageMagick.

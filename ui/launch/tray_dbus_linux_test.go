@@ -5,6 +5,7 @@ package launch
 import (
 	"bufio"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +41,28 @@ func (w *fakeWatcher) registered() []registration {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.Clone(w.items)
+}
+
+// fakeNotifications is a minimal org.freedesktop.Notifications: it records
+// the notifications sent.
+type fakeNotifications struct {
+	mu   sync.Mutex
+	sent []string // "summary: body"
+}
+
+// Notify is the method desktop notifications are sent with.
+func (n *fakeNotifications) Notify(app string, replaces uint32, icon, summary, body string,
+	actions []string, hints map[string]dbus.Variant, timeout int32) (uint32, *dbus.Error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.sent = append(n.sent, summary+": "+body)
+	return uint32(len(n.sent)), nil
+}
+
+func (n *fakeNotifications) all() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.sent)
 }
 
 // privateBus starts a dbus-daemon of our own and returns its address.
@@ -158,6 +181,17 @@ func TestTrayOverDBus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(cfg, "servers.yaml"), fixture, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// warehouse's proxy asks for a port another program holds: turning it
+	// on fails, and the tray says so in a desktop notification.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	state := fmt.Sprintf(`{"version": 1, "proxies": {"warehouse": {"enabled": false, "port": %d}}}`, taken.Addr().(*net.TCPAddr).Port)
+	if err := os.WriteFile(filepath.Join(cfg, "state.json"), []byte(state), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	addr := privateBus(t)
 	conn, err := dbus.Connect(addr)
@@ -171,6 +205,14 @@ func TestTrayOverDBus(t *testing.T) {
 	}
 	if reply, err := conn.RequestName("org.kde.StatusNotifierWatcher", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
 		t.Fatalf("own org.kde.StatusNotifierWatcher: %v (%v)", err, reply)
+	}
+
+	notes := &fakeNotifications{}
+	if err := conn.Export(notes, "/org/freedesktop/Notifications", "org.freedesktop.Notifications"); err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := conn.RequestName("org.freedesktop.Notifications", dbus.NameFlagDoNotQueue); err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
+		t.Fatalf("own org.freedesktop.Notifications: %v (%v)", err, reply)
 	}
 
 	cmd := exec.Command("xvfb-run", "-a", "-s", "-screen 0 1280x800x24", bin)
@@ -251,7 +293,7 @@ func TestTrayOverDBus(t *testing.T) {
 	}
 
 	// 3. Clicking a server's item turns its proxy on: the item gets its check.
-	target := findItem(items, cat.Servers[len(cat.Servers)-1].Name)
+	target := findItem(items, "local-tools")
 	name := strings.SplitN(target.label, " — ", 2)[0]
 	call := conn.Object(reg.sender, "/StatusNotifierMenu").Call("com.canonical.dbusmenu.Event", 0,
 		target.id, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix()))
@@ -267,6 +309,23 @@ func TestTrayOverDBus(t *testing.T) {
 	if it := findItem(items, name); it.label == name+" — Stopped" {
 		t.Errorf("%s is checked but reads %q", name, it.label)
 	}
+
+	// 4. A proxy that cannot start: a desktop notification says why.
+	target = findItem(items, "warehouse")
+	call = conn.Object(reg.sender, "/StatusNotifierMenu").Call("com.canonical.dbusmenu.Event", 0,
+		target.id, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix()))
+	if call.Err != nil {
+		t.Fatalf("click %q: %v", target.label, call.Err)
+	}
+	waitUntil(t, 30*time.Second, exited, "a notification about warehouse", func() bool {
+		for _, n := range notes.all() {
+			if strings.HasPrefix(n, "Could not start warehouse: ") {
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("notifications: %q", notes.all())
 }
 
 func findItem(items []menuItem, server string) *menuItem {

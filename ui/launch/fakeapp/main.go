@@ -58,7 +58,7 @@ func main() {
 			}
 		})
 	}
-	err := launch.Run(core)
+	err := launch.RunWindow(core, launch.WindowOptions{})
 	if errors.Is(err, instance.ErrRunning) {
 		fmt.Fprintln(os.Stderr, "fakeapp:", err)
 		return
