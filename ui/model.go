@@ -9,8 +9,8 @@ import (
 	"keyport/app"
 )
 
-// This file holds the UI's pure logic: filtering, label options, the
-// aggregate tray state and the status transitions worth a notification.
+// This file holds the window's pure logic: filtering, label options and
+// status texts.
 // Nothing here touches a widget, so it is tested with plain table tests.
 
 // allLabels is the label filter's "no filter" option.
@@ -103,30 +103,6 @@ func sortedLabels(labels map[string]string) []string {
 	return out
 }
 
-// aggregate is the tray icon's state.
-type aggregate int
-
-const (
-	aggIdle    aggregate = iota // no proxy runs
-	aggRunning                  // at least one proxy runs, none failed
-	aggError                    // a proxy or its upstream is in error
-)
-
-// aggregateState sums the servers' states up for the tray icon: any error or
-// unreachable upstream wins, then any running or starting proxy.
-func aggregateState(servers []app.ServerView) aggregate {
-	agg := aggIdle
-	for _, s := range servers {
-		switch s.State {
-		case app.ProxyError, app.ProxyUnreachable:
-			return aggError
-		case app.ProxyRunning, app.ProxyStarting:
-			agg = aggRunning
-		}
-	}
-	return agg
-}
-
 // statusTip is the hover text of a server's status dot: the state, and the
 // reason when there is one.
 func statusTip(s app.ServerView) string {
@@ -138,47 +114,6 @@ func statusTip(s app.ServerView) string {
 		t += " on " + s.LocalURL
 	}
 	return t
-}
-
-// notice is a desktop notification to send about a server.
-type notice struct{ Server, Title, Body string }
-
-// transitions compares two snapshots and returns the notifications the change
-// deserves: a proxy failed, an upstream became unreachable, or a server in
-// trouble recovered. A server seen for the first time never notifies (no
-// burst at start-up), and neither does a user stopping a proxy.
-func transitions(prev, next []app.ServerView) []notice {
-	before := make(map[string]app.ProxyState, len(prev))
-	for _, s := range prev {
-		before[s.Name] = s.State
-	}
-	var out []notice
-	for _, s := range next {
-		old, known := before[s.Name]
-		if !known || old == s.State {
-			continue
-		}
-		troubled := old == app.ProxyError || old == app.ProxyUnreachable
-		switch s.State {
-		case app.ProxyError:
-			out = append(out, notice{
-				Server: s.Name,
-				Title:  s.Name + ": proxy failed",
-				Body:   orDefault(s.LastError, "The local proxy stopped with an error. Open Keyport for details."),
-			})
-		case app.ProxyUnreachable:
-			out = append(out, notice{
-				Server: s.Name,
-				Title:  s.Name + ": upstream unreachable",
-				Body:   orDefault(s.LastError, "The proxy runs but "+s.UpstreamURL+" does not answer."),
-			})
-		case app.ProxyRunning:
-			if troubled {
-				out = append(out, notice{Server: s.Name, Title: s.Name + ": recovered", Body: "The proxy is running again."})
-			}
-		}
-	}
-	return out
 }
 
 func orDefault(s, def string) string {

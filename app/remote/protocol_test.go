@@ -5,10 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"go/types"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -500,68 +496,6 @@ func TestListen(t *testing.T) {
 	if err := checkOwner(f); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("checkOwner(regular file) = %v", err)
 	}
-}
-
-// TestBackendMirrorsUICore keeps Backend (and so Client) in step with
-// ui.Core, which this package cannot import (fyne): it compares the method
-// sets as source.
-func TestBackendMirrorsUICore(t *testing.T) {
-	t.Parallel()
-	fset := token.NewFileSet()
-	file, err := parser.ParseFile(fset, filepath.Join("..", "..", "ui", "core.go"), nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{}
-	ast.Inspect(file, func(n ast.Node) bool {
-		ts, ok := n.(*ast.TypeSpec)
-		if !ok || ts.Name.Name != "Core" {
-			return true
-		}
-		for _, m := range ts.Type.(*ast.InterfaceType).Methods.List {
-			ft := m.Type.(*ast.FuncType)
-			sig := "func(" + strings.Join(fieldTypes(ft.Params), ", ") + ")"
-			if res := fieldTypes(ft.Results); len(res) == 1 {
-				sig += " " + res[0]
-			} else if len(res) > 1 {
-				sig += " (" + strings.Join(res, ", ") + ")"
-			}
-			want[m.Names[0].Name] = sig
-		}
-		return false
-	})
-	if len(want) == 0 {
-		t.Fatal("no interface Core in ui/core.go")
-	}
-	got := map[string]string{}
-	bt := reflect.TypeFor[Backend]()
-	for i := range bt.NumMethod() {
-		m := bt.Method(i)
-		got[m.Name] = m.Type.String()
-	}
-	for name, sig := range want {
-		if got[name] != sig {
-			t.Errorf("ui.Core.%s is %s; Backend has %q: update Backend, Client and the handlers", name, sig, got[name])
-		}
-	}
-	for name := range got {
-		if _, ok := want[name]; !ok {
-			t.Errorf("Backend.%s is not in ui.Core", name)
-		}
-	}
-}
-
-func fieldTypes(fl *ast.FieldList) []string {
-	if fl == nil {
-		return nil
-	}
-	var out []string
-	for _, f := range fl.List {
-		for range max(1, len(f.Names)) {
-			out = append(out, types.ExprString(f.Type))
-		}
-	}
-	return out
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
