@@ -19,6 +19,7 @@ import (
 	"fyne.io/fyne/v2/test"
 
 	"keyport/app"
+	"keyport/app/remote"
 )
 
 // memKeychain is an in-memory secrets.Backend: these tests are about the
@@ -73,7 +74,9 @@ func upstream(t *testing.T) string {
 }
 
 // realHarness runs the window over the real core (*app.App) with a config
-// dir and HOME of its own and one server in front of a go-sdk upstream.
+// dir and HOME of its own and one server in front of a go-sdk upstream:
+// in-process, or (overSocket) as in the app, over the control socket the
+// tray process serves (app/remote).
 type realHarness struct {
 	*harness
 	app      *app.App
@@ -82,7 +85,7 @@ type realHarness struct {
 	keychain *memKeychain
 }
 
-func newRealHarness(t *testing.T) *realHarness {
+func newRealHarness(t *testing.T, overSocket bool) *realHarness {
 	t.Helper()
 	dir, home := t.TempDir(), t.TempDir()
 	yaml := "servers:\n  - name: echo\n    description: In-process go-sdk server\n    url: " + upstream(t) + "\n    labels: {env: test}\n"
@@ -101,10 +104,25 @@ func newRealHarness(t *testing.T) *realHarness {
 	if err := core.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { core.Close() })
+	var windowCore Core = core
+	if overSocket {
+		ln, err := remote.Listen(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := remote.Serve(ln, core, remote.ServeOptions{})
+		t.Cleanup(func() { srv.Close() })
+		client, err := remote.Dial(context.Background(), remote.SocketPath(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		windowCore = client
+	}
 	fa := test.NewTempApp(t)
 	q := make(chan func(), 4096)
 	h := &harness{t: t, app: fa, q: q}
-	h.u = newUI(fa, core, options{do: func(f func()) { q <- f }})
+	h.u = newUI(fa, windowCore, options{do: func(f func()) { q <- f }})
 	t.Cleanup(func() { h.u.Close(); h.settle() })
 	h.u.Window.Show()
 	h.settle()
@@ -115,7 +133,18 @@ func newRealHarness(t *testing.T) *realHarness {
 // a real go-sdk upstream: the row turns running, an MCP client reaches the
 // upstream's tool through the local URL, and off stops the proxy.
 func TestRealSwitchStartsAndStopsAProxy(t *testing.T) {
-	h := newRealHarness(t)
+	bothWays(t, testRealSwitchStartsAndStopsAProxy)
+}
+
+// bothWays runs a real-core test with the window in-process and over the
+// control socket, as the app runs it.
+func bothWays(t *testing.T, f func(t *testing.T, overSocket bool)) {
+	t.Run("in-process", func(t *testing.T) { f(t, false) })
+	t.Run("over-socket", func(t *testing.T) { f(t, true) })
+}
+
+func testRealSwitchStartsAndStopsAProxy(t *testing.T, overSocket bool) {
+	h := newRealHarness(t, overSocket)
 	r := h.row("echo")
 	if r.dot.state != app.ProxyStopped {
 		t.Fatalf("fresh server is %s, want stopped", r.dot.state)
@@ -155,7 +184,11 @@ func TestRealSwitchStartsAndStopsAProxy(t *testing.T) {
 // Cursor from the Clients tab (preview, write), checks the file in the temp
 // HOME, then edits the file outside Keyport and sees the row follow.
 func TestRealCursorAddWritesTheFileAndFollowsOutsideEdits(t *testing.T) {
-	h := newRealHarness(t)
+	bothWays(t, testRealCursorAdd)
+}
+
+func testRealCursorAdd(t *testing.T, overSocket bool) {
+	h := newRealHarness(t, overSocket)
 	h.selectServer("echo")
 	h.selectTab("Clients")
 	ct := h.u.Detail.clients
@@ -201,8 +234,10 @@ func TestRealCursorAddWritesTheFileAndFollowsOutsideEdits(t *testing.T) {
 // TestRealToolPolicyAndAudit lists the tools through the running proxy,
 // denies the only tool with its checkbox, saves, and sees the denial of a
 // real tools/call in the audit tab.
-func TestRealToolPolicyAndAudit(t *testing.T) {
-	h := newRealHarness(t)
+func TestRealToolPolicyAndAudit(t *testing.T) { bothWays(t, testRealToolPolicyAndAudit) }
+
+func testRealToolPolicyAndAudit(t *testing.T, overSocket bool) {
+	h := newRealHarness(t, overSocket)
 	test.Tap(h.row("echo").sw)
 	h.waitFor("echo running", func() bool { return h.row("echo").dot.state == app.ProxyRunning })
 	h.selectServer("echo")
@@ -254,7 +289,11 @@ func TestRealToolPolicyAndAudit(t *testing.T) {
 // token through the dialog: it appears in the list with its credential set,
 // servers.yaml names it without the token, and the keychain holds the token.
 func TestRealAddServerKeepsTheSecretInTheKeychain(t *testing.T) {
-	h := newRealHarness(t)
+	bothWays(t, testRealAddServer)
+}
+
+func testRealAddServer(t *testing.T, overSocket bool) {
+	h := newRealHarness(t, overSocket)
 	test.Tap(h.u.AddButton)
 	d := h.u.AddDialog
 	test.Type(d.URL, "https://mcp.notion.com/mcp")

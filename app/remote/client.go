@@ -42,8 +42,9 @@ type Client struct {
 	nextID  uint64
 	calls   map[uint64]chan frame // requests waiting for their answer
 	subs    map[chan app.Event]struct{}
-	servers []app.ServerView // the last snapshot; handed out as copies
+	servers []app.ServerView // the newest snapshot; handed out as copies
 	catErr  string
+	seq     uint64 // the newest snapshot's number
 	err     error // why the connection ended; nil while it is up
 	closing bool  // Close was called
 
@@ -126,6 +127,20 @@ func (c *Client) read(ready chan<- error) {
 			continue
 		}
 		switch {
+		case f.ID != 0:
+			if f.Snapshot != nil {
+				if err := c.update(f.Snapshot, nil); err != nil {
+					fail(err)
+					return
+				}
+			}
+			c.mu.Lock()
+			ch, ok := c.calls[f.ID]
+			delete(c.calls, f.ID)
+			c.mu.Unlock()
+			if ok {
+				ch <- f // buffered; the caller may have given up
+			}
 		case f.Raise:
 			select {
 			case c.raised <- struct{}{}:
@@ -135,14 +150,6 @@ func (c *Client) read(ready chan<- error) {
 			if err := c.update(f.Snapshot, f.Events); err != nil {
 				fail(err)
 				return
-			}
-		case f.ID != 0:
-			c.mu.Lock()
-			ch, ok := c.calls[f.ID]
-			delete(c.calls, f.ID)
-			c.mu.Unlock()
-			if ok {
-				ch <- f // buffered; the caller may have given up
 			}
 		}
 	}
@@ -160,7 +167,9 @@ func (c *Client) update(s *snapshot, events []app.Event) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.servers, c.catErr = servers, s.CatalogError
+	if s.Seq >= c.seq { // an older one was overtaken: keep the newer
+		c.servers, c.catErr, c.seq = servers, s.CatalogError, s.Seq
+	}
 	for _, ev := range events {
 		for ch := range c.subs {
 			select {

@@ -542,3 +542,42 @@ func TestRaiseReachesEveryWindow(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// quietAdd is a backend whose AddServer changes the servers without any
+// event: only the reply's snapshot can tell the window.
+type quietAdd struct{ *fakeBackend }
+
+func (q quietAdd) AddServer(s app.NewServer) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.servers = append(q.servers, app.ServerView{Name: s.Name})
+	return nil
+}
+
+// TestChangeIsVisibleWhenTheCallReturns: after a call that changes the
+// servers returns, Servers shows the change at once (as with the core
+// in-process), before any event; a read-only call carries no snapshot.
+func TestChangeIsVisibleWhenTheCallReturns(t *testing.T) {
+	t.Parallel()
+	_, path := served(t, quietAdd{newFake()}, ServeOptions{})
+	c := dial(t, path)
+	if len(c.Servers()) != 0 {
+		t.Fatalf("servers before = %v", c.Servers())
+	}
+	if err := c.AddServer(app.NewServer{Name: "acme", URL: "https://acme.example/mcp"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Servers(); len(got) != 1 || got[0].Name != "acme" {
+		t.Fatalf("servers right after AddServer = %v, want acme", got)
+	}
+	for m := range changesServers {
+		if _, ok := handlers[m]; !ok {
+			t.Errorf("changesServers names %q, which is no method", m)
+		}
+	}
+	for _, m := range []string{"Tools", "Audit", "Clients", "CheckPolicy", "SearchRegistry"} {
+		if changesServers[m] {
+			t.Errorf("read-only %s must not carry a snapshot", m)
+		}
+	}
+}

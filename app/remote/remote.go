@@ -216,6 +216,7 @@ func (l *listener) Close() error {
 //	client → server  {"id":1,"method":"Tools","params":{...}}   a request
 //	                 {"cancel":1}                                cancel request 1
 //	server → client  {"id":1,"result":...} / {"id":1,"error":"..."}
+//	                 (+ "snapshot" when the method changes Servers)
 //	                 {"hello":{...},"snapshot":{...}}            first frame
 //	                 {"snapshot":{...},"events":[...]}           a change
 //	                 {"raise":true}                              show the window
@@ -239,9 +240,24 @@ type hello struct {
 
 // snapshot is what Servers and CatalogError return, as of the events sent
 // with it.
+//
+// Seq orders snapshots: the server numbers them in the order it read the
+// core, and the client keeps the newest, so a pushed snapshot that was
+// overtaken by a reply's never rolls the window back.
 type snapshot struct {
+	Seq          uint64          `json:"seq"`
 	Servers      json.RawMessage `json:"servers"` // []app.ServerView
 	CatalogError string          `json:"catalog_error,omitempty"`
+}
+
+// changesServers are the methods whose effect shows in Servers: their
+// reply carries a snapshot taken after the call, so a window that re-reads
+// Servers right after the call returns sees the change (as it would with
+// the core in-process), without waiting for the event.
+var changesServers = map[string]bool{
+	"SetProxyEnabled": true, "SetSecret": true, "ClearSecrets": true, "SignIn": true,
+	"SetToolPolicy": true, "AddServer": true, "RemoveServer": true,
+	"ImportFromRegistry": true, "SetDemoHidden": true,
 }
 
 // The parameters of the methods; both sides use these types.

@@ -41,6 +41,9 @@ type Server struct {
 	onQuit  func()
 	log     *slog.Logger
 
+	snapMu  sync.Mutex // snapshots are read and numbered one at a time
+	snapSeq uint64
+
 	mu     sync.Mutex
 	conns  map[*serverConn]struct{}
 	closed bool
@@ -299,6 +302,9 @@ func (sc *serverConn) reply(id uint64, method string, res any, err error) {
 		msg := err.Error()
 		f.Err = &msg
 	}
+	if changesServers[method] {
+		f.Snapshot = sc.snapshot() // even after an error: a failed start shows as error
+	}
 	sc.write(f)
 }
 
@@ -335,13 +341,20 @@ func (sc *serverConn) push(events <-chan app.Event) {
 	}
 }
 
-func (sc *serverConn) snapshot() *snapshot {
-	servers, err := json.Marshal(sc.s.b.Servers())
+func (sc *serverConn) snapshot() *snapshot { return sc.s.snapshot() }
+
+// snapshot reads the core's servers and catalog error, numbered in the
+// order they were read.
+func (s *Server) snapshot() *snapshot {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	servers, err := json.Marshal(s.b.Servers())
 	if err != nil { // plain values: cannot happen
-		sc.s.log.Error("remote: encode the servers", "err", err)
+		s.log.Error("remote: encode the servers", "err", err)
 		servers = []byte("null")
 	}
-	return &snapshot{Servers: servers, CatalogError: sc.s.b.CatalogError()}
+	s.snapSeq++
+	return &snapshot{Seq: s.snapSeq, Servers: servers, CatalogError: s.b.CatalogError()}
 }
 
 // write sends one frame; a peer that does not read it in time loses its
