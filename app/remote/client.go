@@ -45,8 +45,8 @@ type Client struct {
 	servers []app.ServerView // the newest snapshot; handed out as copies
 	catErr  string
 	seq     uint64 // the newest snapshot's number
-	err     error // why the connection ended; nil while it is up
-	closing bool  // Close was called
+	err     error  // why the connection ended; nil while it is up
+	closing bool   // Close was called
 
 	done       chan struct{} // closed when the connection ends
 	readerDone chan struct{}
