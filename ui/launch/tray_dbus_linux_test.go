@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,6 +225,7 @@ func TestTrayOverDBus(t *testing.T) {
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
 		"KEYPORT_CONFIG_DIR="+cfg,
 		"KEYPORT_SCREENSHOTS=",
+		"KEYPORT_READY_FILE="+filepath.Join(home, "ready"),
 	)
 	var logs strings.Builder
 	var logMu sync.Mutex
@@ -326,6 +328,77 @@ func TestTrayOverDBus(t *testing.T) {
 		return false
 	})
 	t.Logf("notifications: %q", notes.all())
+
+	// 5. The window is a process of its own: closing it leaves the tray
+	// (and the proxies) running, and a second launch opens it again.
+	readyPID := func() int {
+		b, err := os.ReadFile(filepath.Join(home, "ready"))
+		if err != nil || !strings.HasSuffix(string(b), "\n") {
+			return 0
+		}
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		return pid
+	}
+	var window int
+	waitUntil(t, 30*time.Second, exited, "the window process", func() bool { window = readyPID(); return window > 0 })
+	if err := syscall.Kill(window, syscall.SIGTERM); err != nil {
+		t.Fatalf("close the window process %d: %v", window, err)
+	}
+	waitUntil(t, 10*time.Second, exited, "the window process to end", func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", window))
+		return err != nil || strings.Contains(string(b), ") Z ")
+	})
+	if items, err = readMenu(conn, reg.sender); err != nil || findItem(items, "local-tools") == nil || !findItem(items, "local-tools").checked {
+		t.Fatalf("after the window closed the tray reads %v (%v); want it running with local-tools on", items, err)
+	}
+	again := exec.Command(bin)
+	again.Env = append(slices.Clone(cmd.Env), "DISPLAY=:0")
+	if out, err := again.CombinedOutput(); err != nil || !strings.Contains(string(out), "already running") {
+		t.Fatalf("second launch: %v\n%s", err, out)
+	}
+	waitUntil(t, 30*time.Second, exited, "a new window process", func() bool {
+		if pid := readyPID(); pid > 0 && pid != window {
+			window = pid
+			return true
+		}
+		return false
+	})
+
+	// 6. Quit in the tray ends Keyport: the proxies stop, the window closes.
+	items, err = readMenu(conn, reg.sender)
+	quit := findLabel(items, "Quit")
+	if err != nil || quit == nil {
+		t.Fatalf("no Quit item: %v %v", items, err)
+	}
+	call = conn.Object(reg.sender, "/StatusNotifierMenu").Call("com.canonical.dbusmenu.Event", 0,
+		quit.id, "clicked", dbus.MakeVariant(""), uint32(time.Now().Unix()))
+	if call.Err != nil {
+		t.Fatalf("click Quit: %v", call.Err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("Keyport exited with %v after Quit", err)
+		}
+		exited <- err // for the cleanup
+	case <-time.After(20 * time.Second):
+		t.Fatal("Keyport still runs 20 s after Quit")
+	}
+	if _, err := os.Stat(fmt.Sprintf("/proc/%d", window)); err == nil {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", window))
+		if !strings.Contains(string(b), ") Z ") {
+			t.Errorf("the window process %d outlived Quit", window)
+		}
+	}
+}
+
+func findLabel(items []menuItem, label string) *menuItem {
+	for i := range items {
+		if items[i].label == label {
+			return &items[i]
+		}
+	}
+	return nil
 }
 
 func findItem(items []menuItem, server string) *menuItem {
