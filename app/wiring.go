@@ -2,8 +2,13 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"sync"
+	"syscall"
 
 	"keyport/app/catalog"
 	"keyport/app/oauth"
@@ -41,6 +46,11 @@ type BridgeTarget struct {
 	// process runs its own proxy, with the same credentials, policy and
 	// audit log, until Close.
 	Shared bool
+	// Transport wraps the bridge's HTTP transport. For a Shared target it
+	// fails over: once the tray app's proxy refuses connections (the user
+	// quit Keyport, or turned the proxy off), this process starts its own
+	// proxy and sends everything there, so the AI client never notices.
+	Transport func(http.RoundTripper) http.RoundTripper
 	// Close stops this process's own proxy, if any.
 	Close func(ctx context.Context) error
 }
@@ -48,28 +58,123 @@ type BridgeTarget struct {
 // BridgeTarget finds the proxy a bridge for server name talks to: the tray
 // app's persistent proxy when it runs, so there is one policy, one audit log
 // and one credential refresh; otherwise a proxy of this process on a free
-// loopback port, applying the same configuration.
-func (a *App) BridgeTarget(ctx context.Context, name string) (BridgeTarget, error) {
+// loopback port, applying the same configuration. When the tray app's proxy
+// goes away later, the target fails over to a proxy of this process and
+// says so on log (the bridge's own logger; nil means the app's).
+func (a *App) BridgeTarget(ctx context.Context, name string, log *slog.Logger) (BridgeTarget, error) {
+	if log == nil {
+		log = a.log
+	}
 	s, err := a.server(name)
 	if err != nil {
 		return BridgeTarget{}, err
 	}
+	own := func() (*proxymgr.Proxy, error) {
+		cfg, err := a.proxyConfig(ctx, s, 0)
+		if err != nil {
+			return nil, err
+		}
+		p, err := proxymgr.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := p.Start(context.WithoutCancel(ctx)); err != nil {
+			return nil, fmt.Errorf("start %s's proxy: %w", name, err)
+		}
+		return p, nil
+	}
 	if p := a.state.Get().Proxies[name]; p.Enabled && p.Port != 0 && probeProxy(p.Port, name) {
-		return BridgeTarget{URL: localURL(p.Port), Shared: true, Close: func(context.Context) error { return nil }}, nil
+		f := &failover{name: name, shared: localURL(p.Port), start: own, log: log}
+		return BridgeTarget{URL: f.shared, Shared: true, Transport: f.wrap, Close: f.close}, nil
 	}
-	cfg, err := a.proxyConfig(ctx, s, 0)
+	p, err := own()
 	if err != nil {
 		return BridgeTarget{}, err
 	}
-	p, err := proxymgr.New(cfg)
-	if err != nil {
-		return BridgeTarget{}, err
-	}
-	if err := p.Start(context.WithoutCancel(ctx)); err != nil {
-		return BridgeTarget{}, fmt.Errorf("start %s's proxy: %w", name, err)
-	}
-	return BridgeTarget{URL: p.URL(), Close: p.Shutdown}, nil
+	return BridgeTarget{URL: p.URL(), Transport: func(rt http.RoundTripper) http.RoundTripper { return rt }, Close: p.Shutdown}, nil
 }
+
+// failover sends a bridge's requests to the tray app's proxy (shared)
+// until it refuses a connection, then to a proxy of this process, started
+// at that moment and kept until close.
+type failover struct {
+	name   string
+	shared string
+	start  func() (*proxymgr.Proxy, error)
+	log    *slog.Logger
+
+	mu  sync.Mutex
+	own *proxymgr.Proxy
+}
+
+func (f *failover) wrap(base http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if own := f.current(); own != nil {
+			return base.RoundTrip(redirect(req, own.URL()))
+		}
+		resp, err := base.RoundTrip(req)
+		if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+			return resp, err
+		}
+		// Nothing was sent: the connection was refused.
+		own, serr := f.takeOver()
+		if serr != nil {
+			return nil, fmt.Errorf("Keyport's proxy for %s stopped, and this bridge could not start its own: %w", f.name, serr)
+		}
+		return base.RoundTrip(redirect(req, own.URL()))
+	})
+}
+
+func (f *failover) current() *proxymgr.Proxy {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.own
+}
+
+// takeOver starts this process's proxy once.
+func (f *failover) takeOver() (*proxymgr.Proxy, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.own != nil {
+		return f.own, nil
+	}
+	p, err := f.start()
+	if err != nil {
+		return nil, err
+	}
+	f.log.Warn("Keyport's proxy stopped answering; this bridge now runs its own", "server", f.name, "url", p.URL())
+	f.own = p
+	return p, nil
+}
+
+func (f *failover) close(ctx context.Context) error {
+	if own := f.current(); own != nil {
+		return own.Shutdown(ctx)
+	}
+	return nil
+}
+
+// redirect is req sent to the endpoint target instead (same path and query
+// as the proxies serve the same endpoint), with a fresh body.
+func redirect(req *http.Request, target string) *http.Request {
+	u, err := url.Parse(target)
+	if err != nil {
+		return req
+	}
+	r := req.Clone(req.Context())
+	r.URL.Scheme, r.URL.Host = u.Scheme, u.Host
+	r.Host = ""
+	if req.GetBody != nil {
+		if body, err := req.GetBody(); err == nil {
+			r.Body = body
+		}
+	}
+	return r
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // LoginConfig is the sign-in configuration of an OAuth server of the
 // catalog, for `keyport login NAME`; the caller sets how to open the

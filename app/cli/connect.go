@@ -58,25 +58,38 @@ value: connect reads VAR from its environment.`,
 			if err != nil {
 				return usage(err)
 			}
+			if endpoint != "" {
+				if err := checkEndpoint(endpoint); err != nil {
+					return usage(err)
+				}
+			} else if len(a) == 0 {
+				return usage(errors.New("connect: name a server of your catalog (keyport ls), or pass an endpoint with --url"))
+			}
+			level := slog.LevelInfo
+			if verbose {
+				level = slog.LevelDebug
+			}
+			log, closeLog, err := openConnectLog(cmd.ErrOrStderr(), logFile, level)
+			if err != nil {
+				return err
+			}
+			defer closeLog()
 			cfg := bridge.Config{
 				AutoReconnect: !noReconnect,
 				Header:        func(context.Context) (http.Header, error) { return h.Clone(), nil },
+				Logger:        log,
 			}
 			if len(a) == 1 {
 				cfg.Name = a[0]
 			}
-			switch {
-			case endpoint != "":
-				if err := checkEndpoint(endpoint); err != nil {
-					return usage(err)
-				}
+			if endpoint != "" {
 				cfg.URL = endpoint
-			case len(a) == 1:
+			} else {
 				app, err := e.catalogApp()
 				if err != nil {
 					return err
 				}
-				target, err := app.BridgeTarget(cmd.Context(), a[0])
+				target, err := app.BridgeTarget(cmd.Context(), a[0], log)
 				if err != nil {
 					return err
 				}
@@ -86,15 +99,11 @@ value: connect reads VAR from its environment.`,
 					_ = target.Close(ctx)
 				}()
 				cfg.URL = target.URL
-			default:
-				return usage(errors.New("connect: name a server of your catalog (keyport ls), or pass an endpoint with --url"))
+				client := bridge.NewHTTPClient()
+				client.Transport = target.Transport(client.Transport)
+				cfg.HTTPClient = client
 			}
-			level := slog.LevelInfo
-			if verbose {
-				level = slog.LevelDebug
-			}
-			stdio := IO{In: cmd.InOrStdin(), Out: cmd.OutOrStdout(), Err: cmd.ErrOrStderr()}
-			return connectStdio(cmd.Context(), stdio, cfg, logFile, level)
+			return connectStdio(cmd.Context(), IO{In: cmd.InOrStdin(), Out: cmd.OutOrStdout()}, cfg)
 		},
 	}
 	f := cmd.Flags()
@@ -106,24 +115,28 @@ value: connect reads VAR from its environment.`,
 	return cmd
 }
 
-// connectStdio runs the stdio bridge cfg describes on stdio, with its logs
-// on stdio.Err or appended to logFile. It fills cfg's In, Out and Logger.
-// It returns nil when the client closes the stream or ctx is cancelled
-// (the normal ways a client stops a stdio server).
-func connectStdio(ctx context.Context, stdio IO, cfg bridge.Config, logFile string, level slog.Level) error {
-	logOut := stdio.Err
+// openConnectLog is connect's logger: text on errOut, or appended to
+// logFile when set (never standard output, which carries the MCP stream).
+func openConnectLog(errOut io.Writer, logFile string, level slog.Level) (*slog.Logger, func(), error) {
+	out, closeLog := errOut, func() {}
 	if logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 		if err != nil {
-			return fmt.Errorf("connect: open the log file: %w", err)
+			return nil, nil, fmt.Errorf("connect: open the log file: %w", err)
 		}
-		defer f.Close()
-		logOut = f
+		out, closeLog = f, func() { f.Close() }
 	}
-	if logOut == nil {
-		logOut = io.Discard
+	if out == nil {
+		out = io.Discard
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})), closeLog, nil
+}
+
+// connectStdio runs the stdio bridge cfg describes on stdio (cfg's In and
+// Out are filled from it). It returns nil when the client closes the
+// stream or ctx is cancelled (the normal ways a client stops a stdio
+// server).
+func connectStdio(ctx context.Context, stdio IO, cfg bridge.Config) error {
 	cfg.In, cfg.Out = stdio.In, stdio.Out
 	// A client that goes away closes the pipe: writes must then fail with
 	// EPIPE (so the bridge ends its session) instead of killing the process.

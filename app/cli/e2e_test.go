@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -178,6 +179,119 @@ func TestConnectByName(t *testing.T) {
 		t.Fatal("connect did not exit after stdin closed")
 	}
 	apptest.ScanForSecret(t, token, c.home)
+}
+
+// TestConnectOutlivesTheApp: with the tray app's proxy running, `keyport
+// connect NAME` goes through it (one audit log, one policy); when the user
+// quits Keyport, the bridge starts its own proxy and the AI client's next
+// calls still work, in the same session.
+func TestConnectOutlivesTheApp(t *testing.T) {
+	const token = "tok-failover-123456"
+	c := newCLIEnv(t)
+	up := apptest.NewUpstream(t, token)
+	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+	// The tray app, with acme's proxy on.
+	tray, err := app.New(c.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tray.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	trayClosed := false
+	defer func() {
+		if !trayClosed {
+			tray.Close()
+		}
+	}()
+	if err := tray.SetProxyEnabled(context.Background(), "acme", true); err != nil {
+		t.Fatal(err)
+	}
+	appRequests := func() int64 {
+		for _, s := range tray.Servers() {
+			if s.Name == "acme" {
+				return s.Counters.Requests
+			}
+		}
+		return -1
+	}
+
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	var errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- MainWith(context.Background(), []string{"connect", "acme"}, IO{In: inR, Out: outW, Err: &errb}, c.opts)
+		outW.Close()
+	}()
+	client := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil)
+	// Whatever happens, the client closes its input, so connect ends and
+	// lets the upstream server close.
+	defer inW.Close()
+	s, err := client.Connect(context.Background(), &mcp.IOTransport{Reader: outR, Writer: inW}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v (stderr %s)", err, errb.String())
+	}
+	if got := apptest.ToolNames(t, s); len(got) != 2 {
+		t.Errorf("tools through the app's proxy = %v", got)
+	}
+	sharedURL := ""
+	for _, v := range tray.Servers() {
+		if v.Name == "acme" {
+			sharedURL = v.LocalURL
+		}
+	}
+	if n := appRequests(); n < 2 {
+		t.Errorf("the app's proxy counted %d requests; the bridge did not use it", n)
+	}
+
+	// The user quits Keyport: its proxy stops.
+	if err := tray.Close(); err != nil {
+		t.Fatal(err)
+	}
+	trayClosed = true
+	// Every call keeps working: first on the old proxy's open connections,
+	// then, once they are gone, on the bridge's own proxy.
+	deadline := time.Now().Add(20 * time.Second)
+	for calls := 0; ; calls++ {
+		tools, err := s.ListTools(context.Background(), nil)
+		if err != nil || len(tools.Tools) != 2 {
+			t.Fatalf("call %d after the app quit: tools = %v, %v; stderr:\n%s", calls, tools, err, errb.String())
+		}
+		if strings.Contains(errb.String(), "now runs its own") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the bridge never took over (the app's proxy is gone: %s); stderr:\n%s", refused(sharedURL), errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "search", Arguments: map[string]any{"text": "x"}})
+	if err != nil || res.IsError {
+		t.Errorf("a call on the bridge's own proxy: %v %v", res, err)
+	}
+	s.Close()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("connect exited %d: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("connect did not exit after stdin closed")
+	}
+	apptest.ScanForSecret(t, token, c.home)
+}
+
+// refused describes what a new connection to url meets.
+func refused(url string) string {
+	resp, err := http.Post(url, "application/json", strings.NewReader("{}"))
+	if err != nil {
+		return err.Error()
+	}
+	resp.Body.Close()
+	return "it still answers " + resp.Status
 }
 
 func TestLsFormats(t *testing.T) {

@@ -95,7 +95,7 @@ func (c *Config) check() error {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = defaultHTTPClient()
+		c.HTTPClient = NewHTTPClient()
 	}
 	if c.RequestWait <= 0 {
 		c.RequestWait = DefaultRequestWait
@@ -115,10 +115,11 @@ func (c *Config) check() error {
 	return nil
 }
 
-// defaultHTTPClient is tuned for MCP: no overall timeout (responses may be
-// long-lived event streams), bounded connection set-up, and enough idle
-// connections for concurrent requests.
-func defaultHTTPClient() *http.Client {
+// NewHTTPClient is the client a bridge uses when Config.HTTPClient is nil,
+// tuned for MCP: no overall timeout (responses may be long-lived event
+// streams), bounded connection set-up, and enough idle connections for
+// concurrent requests. Callers that wrap its transport start from it.
+func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	t.MaxIdleConns = 64
