@@ -120,10 +120,20 @@ func RunWindow(core ui.Core, opts WindowOptions) error {
 			}
 		}()
 	}
+	// ended closes when fyne's loop has returned: from then on fyne.Do has
+	// no loop to run on (the core closing on the way out closes Done too).
+	ended := make(chan struct{})
+	run := func() {
+		fa.Run()
+		close(ended)
+	}
 	if opts.Done != nil {
 		go func() {
-			<-opts.Done
-			fyne.Do(fa.Quit)
+			select {
+			case <-opts.Done:
+				fyne.Do(fa.Quit)
+			case <-ended:
+			}
 		}()
 	}
 	if dir := os.Getenv(EnvScreenshots); dir != "" {
@@ -137,7 +147,7 @@ func RunWindow(core ui.Core, opts WindowOptions) error {
 			}()
 		})
 		u.ShowWindow()
-		fa.Run()
+		run()
 		if shotErr != nil {
 			return fmt.Errorf("screenshots: %w", shotErr)
 		}
@@ -149,7 +159,7 @@ func RunWindow(core ui.Core, opts WindowOptions) error {
 		})
 	}
 	u.ShowWindow()
-	fa.Run()
+	run()
 	return nil
 }
 
