@@ -39,6 +39,19 @@ const (
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.handlers.Add(1)
 	defer p.handlers.Done()
+	p.serveHTTP(w, r)
+}
+
+// serveHTTP handles one request counted in p.handlers. The request ends
+// when its client goes or when the proxy is cancelled (Shutdown), whichever
+// comes first: a proxy replaced on its socket cancels only its own.
+func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if p.baseCtx != nil {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(p.baseCtx, cancel)()
+		r = r.WithContext(ctx)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -49,12 +49,14 @@ type Manager struct {
 	last    map[string]Status // the final status of proxies no longer running
 	subs    map[*subscriber]struct{}
 	closed  bool
+
+	draining sync.WaitGroup // replaced proxies finishing their requests
 }
 
 // managed is one supervised proxy.
 type managed struct {
 	name    string
-	cfg     Config
+	cfg     Config             // under mu once supervised (Restart replaces it)
 	cancel  context.CancelFunc // ends supervision (Stop, Close)
 	done    chan struct{}      // closed when supervision has ended
 	pending atomic.Bool        // a coalesced event is scheduled
@@ -189,16 +191,21 @@ func (m *Manager) supervise(parent, sctx context.Context, mp *managed, p *Proxy)
 		case <-sctx.Done():
 			stop()
 			return
-		case <-p.serveDone:
+		case <-p.sock.done:
+		}
+		if cur := mp.current(); cur != p {
+			// Restart made a successor current: supervise that one.
+			p = cur
+			continue
 		}
 		// The listener failed: restart on the same port after a pause.
-		p.mu.Lock()
-		why := p.serveFail
-		p.mu.Unlock()
+		why := p.sock.err
 		m.log.Error("proxy listener failed; restarting", "server", mp.name, "err", why, "in", backoff)
 		_ = p.Shutdown(context.Background())
 		p.setState(StateError, fmt.Sprint(why))
+		mp.mu.Lock()
 		cfg := mp.cfg
+		mp.mu.Unlock()
 		cfg.Port = p.Port()
 		for {
 			select {
@@ -248,13 +255,24 @@ func (m *Manager) stop(ctx context.Context, name string) error {
 	return nil
 }
 
-// Restart stops the named proxy (if running) and starts it with cfg. A zero
-// cfg.Port reuses the port it had.
+// Restart applies cfg to the named proxy (starting it if it is not
+// running). A zero cfg.Port reuses the port it had. On the same port the
+// new configuration takes over the listening socket while the old one
+// drains, so clients never meet a refused connection; otherwise (or if the
+// proxy is not serving) the old proxy stops first.
 func (m *Manager) Restart(ctx context.Context, cfg Config) (Status, error) {
 	m.mu.Lock()
 	mp, ok := m.proxies[cfg.Name]
 	m.mu.Unlock()
 	if ok {
+		if old := mp.current(); old != nil && (cfg.Port == 0 || cfg.Port == old.Port()) {
+			if st, err := m.handOver(mp, old, cfg); err == nil {
+				return st, nil
+			}
+			// The new configuration could not start beside the old one
+			// (nothing to take over, or it is bad): stop, then start, so the
+			// proxy never keeps serving a configuration the user replaced.
+		}
 		if cfg.Port == 0 {
 			if p := mp.current(); p != nil {
 				cfg.Port = p.Port()
@@ -265,6 +283,38 @@ func (m *Manager) Restart(ctx context.Context, cfg Config) (Status, error) {
 		}
 	}
 	return m.Start(ctx, cfg)
+}
+
+// handOver replaces mp's proxy by one with cfg on the same socket: the new
+// proxy accepts before the old one stops accepting, and the old one drains
+// its requests in the background (Close waits for it).
+func (m *Manager) handOver(mp *managed, old *Proxy, cfg Config) (Status, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = m.log
+	}
+	cfg.Port = old.Port()
+	np, err := New(cfg)
+	if err != nil {
+		return Status{}, err
+	}
+	notify := func(immediate bool) { m.changed(mp, immediate) }
+	np.notify.Store(&notify)
+	if err := np.startAfter(context.Background(), old); err != nil {
+		return Status{}, err
+	}
+	np.carryOver(old)
+	mp.mu.Lock()
+	mp.proxy = np
+	mp.cfg = cfg
+	mp.mu.Unlock()
+	m.draining.Go(func() {
+		if err := old.Shutdown(context.Background()); err != nil {
+			m.log.Warn("draining the replaced proxy", "server", mp.name, "err", err)
+		}
+	})
+	np.log.Info("proxy reconfigured; the previous configuration drains", "port", cfg.Port)
+	m.publish(mp.name)
+	return np.Status(), nil
 }
 
 // Status returns the named proxy's status, and whether it is running (or
@@ -320,6 +370,7 @@ func (m *Manager) Close(ctx context.Context) error {
 		wg.Go(func() { _ = m.stop(ctx, n) })
 	}
 	wg.Wait()
+	m.draining.Wait()
 	return nil
 }
 

@@ -74,25 +74,24 @@ type Proxy struct {
 	audit    *audit.Writer
 	tokenSum [sha256.Size]byte
 	origins  map[string]bool
-	sessions sessionTable
+	sessions *sessionTable // shared with a successor (handoff.go)
 	handlers sync.WaitGroup
 
 	baseCtx context.Context
 	cancel  context.CancelFunc
 
-	mu        sync.Mutex
-	state     State
-	since     time.Time
-	lastErr   string
-	port      int
-	srv       *http.Server
-	ln        net.Listener
-	serveDone chan struct{} // closed when Serve returns
-	serveFail error         // why Serve returned, if it failed
-	started   bool
-	stopping  bool
-	streams   map[*context.CancelFunc]struct{} // standalone GET streams
-	probing   bool
+	mu       sync.Mutex
+	state    State
+	since    time.Time
+	lastErr  string
+	port     int
+	sock     *socket // the listening socket, maybe inherited (handoff.go)
+	ownsSock bool    // Shutdown closes sock (false once a successor took it)
+	inherit  *socket // set before Start: serve on this socket instead of listening
+	started  bool
+	stopping bool
+	streams  map[*context.CancelFunc]struct{} // standalone GET streams
+	probing  bool
 
 	requests, errs, denials, bytesIn, bytesOut atomic.Int64
 	streamsOpen                                atomic.Int64
@@ -110,19 +109,19 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	jar, _ := cookiejar.New(nil)
 	p := &Proxy{
-		cfg:       cfg,
-		name:      cfg.Name,
-		up:        cfg.upstreamURL,
-		pol:       cfg.policy,
-		jar:       jar,
-		log:       cfg.Logger.With("server", cfg.Name),
-		redactor:  audit.NewRedactor(),
-		state:     StateStopped,
-		since:     time.Now(),
-		port:      cfg.Port,
-		origins:   map[string]bool{},
-		streams:   map[*context.CancelFunc]struct{}{},
-		serveDone: make(chan struct{}),
+		cfg:      cfg,
+		name:     cfg.Name,
+		up:       cfg.upstreamURL,
+		pol:      cfg.policy,
+		jar:      jar,
+		log:      cfg.Logger.With("server", cfg.Name),
+		redactor: audit.NewRedactor(),
+		state:    StateStopped,
+		since:    time.Now(),
+		port:     cfg.Port,
+		origins:  map[string]bool{},
+		sessions: &sessionTable{},
+		streams:  map[*context.CancelFunc]struct{}{},
 	}
 	for _, o := range cfg.AllowedOrigins {
 		n, _ := normalizeOrigin(o)
@@ -166,21 +165,27 @@ func (p *Proxy) Start(ctx context.Context) error {
 		p.setState(StateStopped, "")
 		return err
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.cfg.Port)))
-	if err != nil {
-		if errors.Is(err, syscall.EADDRINUSE) {
-			err = fmt.Errorf("%s: port %d on 127.0.0.1 is in use by another program; free it or choose another port: %w", p.name, p.cfg.Port, ErrPortInUse)
-		} else {
-			err = fmt.Errorf("%s: listen on 127.0.0.1:%d: %w", p.name, p.cfg.Port, err)
+	sock := p.inherit
+	if sock == nil {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.cfg.Port)))
+		if err != nil {
+			if errors.Is(err, syscall.EADDRINUSE) {
+				err = fmt.Errorf("%s: port %d on 127.0.0.1 is in use by another program; free it or choose another port: %w", p.name, p.cfg.Port, ErrPortInUse)
+			} else {
+				err = fmt.Errorf("%s: listen on 127.0.0.1:%d: %w", p.name, p.cfg.Port, err)
+			}
+			p.setState(StateError, err.Error())
+			return err
 		}
-		p.setState(StateError, err.Error())
-		return err
+		sock = newSocket(ln, p.log)
 	}
 	if p.cfg.Audit.File != "" {
 		w, err := audit.Open(p.cfg.Audit, p.redactor)
 		if err != nil {
-			ln.Close()
+			if p.inherit == nil {
+				sock.ln.Close()
+			}
 			err = fmt.Errorf("%s: %w", p.name, err)
 			p.setState(StateError, err.Error())
 			return err
@@ -190,37 +195,21 @@ func (p *Proxy) Start(ctx context.Context) error {
 		p.mu.Unlock()
 	}
 	p.baseCtx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	srv := &http.Server{
-		Handler:           p,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    1 << 20,
-		BaseContext:       func(net.Listener) context.Context { return p.baseCtx },
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
-	}
 	p.mu.Lock()
-	p.srv = srv
-	p.ln = ln
-	p.port = ln.Addr().(*net.TCPAddr).Port
+	p.sock = sock
+	p.ownsSock = true
+	p.port = sock.ln.Addr().(*net.TCPAddr).Port
 	p.portStr = strconv.Itoa(p.port)
 	p.mu.Unlock()
 	if p.up.Scheme == "http" && p.cfg.Credentials != nil && !isLoopbackHost(p.up.Hostname()) {
 		p.log.Warn("the upstream URL is plain http: credentials travel unencrypted", "upstream", redactURL(p.up))
 	}
-	go func() {
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		if err != nil {
-			err = fmt.Errorf("%s: the listener failed: %w", p.name, err)
-			p.setState(StateError, err.Error())
-		}
-		p.mu.Lock()
-		p.serveFail = err
-		p.mu.Unlock()
-		close(p.serveDone)
-	}()
+	// From here on every request reaches p (on an inherited socket, the
+	// predecessor gets none).
+	sock.current.Store(p)
+	if p.inherit == nil {
+		sock.serve()
+	}
 	p.setState(StateRunning, "")
 	p.log.Info("proxy started", "addr", p.Addr(), "upstream", redactURL(p.up))
 	p.startProbe()
@@ -266,43 +255,58 @@ func (p *Proxy) URL() string { return "http://" + p.Addr() + "/mcp" }
 // cancels what remains, and closes the audit log.
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
-	srv := p.srv
-	if srv == nil || p.stopping {
+	sock := p.sock
+	if sock == nil || p.stopping {
 		p.mu.Unlock()
-		if srv == nil {
+		if sock == nil {
 			p.setState(StateStopped, "")
 		}
 		return nil
 	}
 	p.stopping = true
+	owner := p.ownsSock
 	streams := make([]context.CancelFunc, 0, len(p.streams))
 	for c := range p.streams {
 		streams = append(streams, *c)
 	}
 	p.mu.Unlock()
-	for _, c := range streams {
-		c()
+	endStreams := func() {
+		for _, c := range streams {
+			c()
+		}
 	}
 	grace, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := srv.Shutdown(grace)
+	var err error
+	if owner {
+		err = sock.shutdown(grace, endStreams)
+	} else {
+		// Replaced by a successor that already serves the socket: finish
+		// this configuration's own requests (its streams end now, and their
+		// clients reconnect to the successor).
+		endStreams()
+		err = waitFor(grace, &p.handlers)
+	}
 	if err != nil {
 		p.log.Info("cancelling requests still running after the grace period")
 		err = nil
 	}
 	p.cancel()
-	_ = srv.Close()
-	done := make(chan struct{})
-	go func() { p.handlers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
+	if owner {
+		_ = sock.srv.Close()
+		<-sock.done
+	}
+	after, cancelAfter := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancelAfter()
+	if waitFor(after, &p.handlers) != nil {
 		p.log.Warn("some requests did not end after cancellation")
 	}
-	<-p.serveDone
 	p.tr.CloseIdleConnections()
-	for _, s := range p.sessions.all() {
-		p.endSession(s, "proxy stopped")
+	if owner {
+		// (A replaced proxy's sessions live on in its successor.)
+		for _, s := range p.sessions.all() {
+			p.endSession(s, "proxy stopped")
+		}
 	}
 	if p.audit != nil {
 		if aerr := p.audit.Close(); aerr != nil {
@@ -312,6 +316,18 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.setState(StateStopped, "")
 	p.log.Info("proxy stopped")
 	return err
+}
+
+// waitFor waits for wg until ctx is done.
+func waitFor(ctx context.Context, wg *sync.WaitGroup) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Status returns a snapshot of the proxy.
