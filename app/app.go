@@ -161,6 +161,16 @@ func (a *App) reloadCatalog() (old, cur *catalog.Catalog, err error) {
 	return old, cat, nil
 }
 
+// setCatalog makes cat the catalog in effect (the last good one when err,
+// servers.yaml's problem, is set), as a watcher of servers.yaml reports it.
+func (a *App) setCatalog(cat *catalog.Catalog, err error) (old *catalog.Catalog) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old = a.cat
+	a.cat, a.catErr = cat, err
+	return old
+}
+
 // catalog returns the current catalog snapshot.
 func (a *App) catalog() *catalog.Catalog {
 	a.mu.Lock()

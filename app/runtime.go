@@ -81,10 +81,7 @@ func (a *App) Start(ctx context.Context) error {
 					if !ok {
 						return
 					}
-					a.mu.Lock()
-					old := a.cat
-					a.cat, a.catErr = u.Catalog, u.Err
-					a.mu.Unlock()
+					old := a.setCatalog(u.Catalog, u.Err)
 					a.applyCatalog(old, u.Catalog, u.Err)
 				}
 			}

@@ -247,6 +247,29 @@ func TestConnectOutlivesTheApp(t *testing.T) {
 		t.Errorf("the app's proxy counted %d requests; the bridge did not use it", n)
 	}
 
+	// The user edits the policy in the app: its proxy takes the new
+	// configuration on the same socket, so the bridge stays with it (no
+	// takeover) and the next calls see the new policy.
+	if err := tray.SetToolPolicy("acme", nil, []string{"delete_*"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		tools, err := s.ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("a call while the app applies a policy: %v; stderr:\n%s", err, errb.String())
+		}
+		if len(tools.Tools) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new policy never reached the bridge: %d tools", len(tools.Tools))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(errb.String(), "now runs its own") {
+		t.Fatalf("a policy edit made the bridge leave the app's proxy:\n%s", errb.String())
+	}
+
 	// The user quits Keyport: its proxy stops.
 	if err := tray.Close(); err != nil {
 		t.Fatal(err)
@@ -257,7 +280,7 @@ func TestConnectOutlivesTheApp(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for calls := 0; ; calls++ {
 		tools, err := s.ListTools(context.Background(), nil)
-		if err != nil || len(tools.Tools) != 2 {
+		if err != nil || len(tools.Tools) != 1 {
 			t.Fatalf("call %d after the app quit: tools = %v, %v; stderr:\n%s", calls, tools, err, errb.String())
 		}
 		if strings.Contains(errb.String(), "now runs its own") {
@@ -278,6 +301,70 @@ func TestConnectOutlivesTheApp(t *testing.T) {
 		if code != 0 {
 			t.Errorf("connect exited %d: %s", code, errb.String())
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("connect did not exit after stdin closed")
+	}
+	apptest.ScanForSecret(t, token, c.home)
+}
+
+// TestConnectFollowsServersYaml: a bridge running its own proxy (Keyport
+// is not running) applies a policy edit of servers.yaml (from the app, the
+// CLI or an editor) to the AI client's running session.
+func TestConnectFollowsServersYaml(t *testing.T) {
+	const token = "tok-follow-123456"
+	c := newCLIEnv(t)
+	up := apptest.NewUpstream(t, token)
+	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	var errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- MainWith(context.Background(), []string{"connect", "acme"}, IO{In: inR, Out: outW, Err: &errb}, c.opts)
+		outW.Close()
+	}()
+	defer inW.Close()
+	client := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil)
+	s, err := client.Connect(context.Background(), &mcp.IOTransport{Reader: outR, Writer: inW}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v (stderr %s)", err, errb.String())
+	}
+	if got := apptest.ToolNames(t, s); len(got) != 2 {
+		t.Fatalf("tools = %v", got)
+	}
+
+	editor, err := app.New(c.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer editor.Close()
+	if err := editor.SetToolPolicy("acme", nil, []string{"delete_*"}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		tools, err := s.ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("a call while the bridge applies the edit: %v; stderr:\n%s", err, errb.String())
+		}
+		if len(tools.Tools) == 1 && tools.Tools[0].Name == "search" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edit never reached the bridge: %d tools; stderr:\n%s", len(tools.Tools), errb.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "delete_all", Arguments: map[string]any{"text": "x"}}); err == nil && !res.IsError {
+		t.Error("delete_all ran after the policy denied it")
+	}
+	if !strings.Contains(errb.String(), "applies the new configuration") {
+		t.Errorf("the bridge did not say it applied the edit; stderr:\n%s", errb.String())
+	}
+	s.Close()
+	select {
+	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("connect did not exit after stdin closed")
 	}
