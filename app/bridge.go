@@ -59,13 +59,33 @@ func (a *App) BridgeTarget(ctx context.Context, name string, log *slog.Logger) (
 	return BridgeTarget{URL: u, Transport: same, Close: own.close}, nil
 }
 
-// ownProxy is a bridge's own proxy for one server, started on demand. It
-// follows servers.yaml: an edit of the server (its policy, its URL) is
-// applied on the same port, so the bridge's URL stays valid and the AI
-// client's session goes on; removing the server stops it.
+// ServeProxy starts a proxy for catalog server name in this process, on
+// port (0: a free one), for `keyport proxy NAME`. Like a bridge's own proxy
+// it follows servers.yaml until stop. It returns the proxy's URL.
+func (a *App) ServeProxy(name string, port int, log *slog.Logger) (url string, stop func(context.Context) error, err error) {
+	if log == nil {
+		log = a.log
+	}
+	if _, err := a.server(name); err != nil {
+		return "", nil, err
+	}
+	own := &ownProxy{a: a, name: name, port: port, log: log}
+	u, err := own.start()
+	if err != nil {
+		return "", nil, err
+	}
+	return u, own.close, nil
+}
+
+// ownProxy is a proxy of this process for one server (a bridge's, or
+// `keyport proxy NAME`), started on demand. It follows servers.yaml: an
+// edit of the server (its policy, its URL) is applied on the same port, so
+// the URL stays valid and the clients' sessions go on; removing the server
+// stops it.
 type ownProxy struct {
 	a    *App
 	name string
+	port int // 0: a free port
 	log  *slog.Logger
 
 	mu     sync.Mutex
@@ -94,15 +114,24 @@ func (o *ownProxy) start() (string, error) {
 		cur, curErr := w.Current()
 		o.a.setCatalog(cur, curErr)
 	}
-	cfg, err := o.config(0)
+	cfg, err := o.config(o.port)
+	if err == nil {
+		err = cfg.Check()
+	}
 	if err != nil {
 		cancel()
+		if w != nil {
+			w.Close()
+		}
 		return "", err
 	}
 	mgr := proxymgr.NewManager(proxymgr.ManagerOptions{Logger: o.log})
 	st, err := mgr.Start(ctx, cfg)
 	if err != nil {
 		cancel()
+		if w != nil {
+			w.Close()
+		}
 		return "", fmt.Errorf("start %s's proxy: %w", o.name, err)
 	}
 	o.mgr, o.url, o.cancel, o.done = mgr, st.URL, cancel, make(chan struct{})

@@ -1,34 +1,14 @@
 package app
 
 import (
-	"context"
 	"fmt"
 
 	"keyport/app/catalog"
 	"keyport/app/oauth"
-	"keyport/proxymgr"
 )
 
-// This file holds what the CLI verbs that run a proxy, a bridge or a
-// sign-in need from the catalog and the keychain.
-
-// ProxyConfig is the proxy configuration of a catalog server, for
-// `keyport proxy NAME`: its upstream, credentials from the keychain, tool
-// policy and audit log. port 0 picks a free port.
-func (a *App) ProxyConfig(ctx context.Context, name string, port int) (proxymgr.Config, error) {
-	s, err := a.server(name)
-	if err != nil {
-		return proxymgr.Config{}, err
-	}
-	cfg, err := a.proxyConfig(ctx, s, port)
-	if err != nil {
-		return proxymgr.Config{}, err
-	}
-	if err := cfg.Check(); err != nil {
-		return proxymgr.Config{}, err
-	}
-	return cfg, nil
-}
+// This file holds what the CLI's sign-in verbs need from the catalog and
+// the keychain (a proxy's and a bridge's are in bridge.go).
 
 // LoginConfig is the sign-in configuration of an OAuth server of the
 // catalog, for `keyport login NAME`; the caller sets how to open the

@@ -181,6 +181,43 @@ func TestConnectByName(t *testing.T) {
 	apptest.ScanForSecret(t, token, c.home)
 }
 
+// TestProxyFollowsServersYaml: `keyport proxy NAME` applies an edit of
+// servers.yaml to its clients' running sessions, on the same port.
+func TestProxyFollowsServersYaml(t *testing.T) {
+	const token = "tok-proxy-follow-1234"
+	c := newCLIEnv(t)
+	up := apptest.NewUpstream(t, token)
+	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+	port := c.startProxy(t, "acme")
+	s := apptest.Connect(t, "http://127.0.0.1:"+port+"/mcp")
+	if got := apptest.ToolNames(t, s); len(got) != 2 {
+		t.Fatalf("tools = %v", got)
+	}
+	editor, err := app.New(c.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer editor.Close()
+	if err := editor.SetToolPolicy("acme", []string{"search"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		tools, err := s.ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("a call while the proxy applies the edit: %v", err)
+		}
+		if len(tools.Tools) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the edit never reached the proxy: %d tools", len(tools.Tools))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestConnectOutlivesTheApp: with the tray app's proxy running, `keyport
 // connect NAME` goes through it (one audit log, one policy); when the user
 // quits Keyport, the bridge starts its own proxy and the AI client's next

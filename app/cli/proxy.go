@@ -29,7 +29,9 @@ request, injects the server's credentials from the OS keychain, enforces its
 tool policy and writes its audit log. It runs until interrupted (Ctrl-C),
 then lets requests in flight finish for up to 5 seconds.
 
-With NAME, the server comes from your catalog (servers.yaml). With
+With NAME, the server comes from your catalog (servers.yaml), and an edit
+of it there (its policy, its URL) applies to the running proxy without
+dropping a connection. With
 --upstream instead, any server URL is proxied without credentials; the tool
 policy is given with --allow and --deny and the audit log with --audit.
 
@@ -58,12 +60,12 @@ is allowed.`,
 				if err != nil {
 					return err
 				}
-				cfg, err := a.ProxyConfig(cmd.Context(), name, port)
+				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+				u, stop, err := a.ServeProxy(name, port, log)
 				if err != nil {
 					return err
 				}
-				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-				return runProxy(cmd.Context(), cfg, cmd.OutOrStdout())
+				return announce(cmd.Context(), name, u, cmd.OutOrStdout(), stop)
 			}
 			if name == "" {
 				u, err := url.Parse(upstream)
@@ -96,9 +98,7 @@ is allowed.`,
 	return cmd
 }
 
-// runProxy runs one proxy for cfg until ctx ends, announcing it on out with
-// exactly "Proxying connections to NAME on 127.0.0.1:PORT", then stops it
-// gracefully (in-flight requests get up to 5 s).
+// runProxy runs one proxy for cfg until ctx ends (see announce).
 func runProxy(ctx context.Context, cfg proxymgr.Config, out io.Writer) error {
 	p, err := proxymgr.New(cfg)
 	if err != nil {
@@ -107,12 +107,23 @@ func runProxy(ctx context.Context, cfg proxymgr.Config, out io.Writer) error {
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(out, "Proxying connections to %s on %s\n", cfg.Name, p.Addr()); err != nil {
-		_ = p.Shutdown(context.Background())
+	return announce(ctx, cfg.Name, p.URL(), out, p.Shutdown)
+}
+
+// announce says on out, with exactly "Proxying connections to NAME on
+// 127.0.0.1:PORT", that the proxy at endpoint serves, waits for ctx to end
+// and stops it gracefully (in-flight requests get up to 5 s).
+func announce(ctx context.Context, name, endpoint string, out io.Writer, stop func(context.Context) error) error {
+	u, err := url.Parse(endpoint)
+	if err == nil {
+		_, err = fmt.Fprintf(out, "Proxying connections to %s on %s\n", name, u.Host)
+	}
+	if err != nil {
+		_ = stop(context.Background())
 		return err
 	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
-	return p.Shutdown(sctx)
+	return stop(sctx)
 }
