@@ -4,12 +4,16 @@
 //
 // Writing never blocks the caller: Log queues the event in a bounded buffer
 // that a single goroutine drains (and flushes to the file within 200 ms);
-// when the buffer is full the event is dropped and counted (Drops). Every line passes through a redaction step first, so
-// no credential can reach the file (see Redactor).
+// when the buffer is full the event is dropped and counted (Drops). Every
+// line passes through a redaction step first, so no credential can reach the
+// file (see Redactor). Several processes may append to one file (the app's
+// proxy and a bridge's own): each line is one write, and rotation happens
+// once, under a lock file, with the others following it.
 package audit
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gofrs/flock"
 )
 
 // ParamsMode says how much of a request's params the log keeps.
@@ -140,7 +146,8 @@ type Writer struct {
 	f    *os.File
 	bw   *bufio.Writer
 	size int64
-	err  error // the last write error, reported by Close
+	err  error        // the last write error, reported by Close
+	lock *flock.Flock // rotation, across the processes that share the file
 }
 
 // Open creates the directory and file if needed and starts the writer. cfg
@@ -159,7 +166,8 @@ func Open(cfg Config, secrets *Redactor) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.File), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: create the directory of %s: %w", cfg.File, err)
 	}
-	w := &Writer{cfg: cfg, redactor: secrets, ch: make(chan *Event, cfg.Buffer), done: make(chan struct{})}
+	w := &Writer{cfg: cfg, redactor: secrets, ch: make(chan *Event, cfg.Buffer), done: make(chan struct{}),
+		lock: flock.New(filepath.Join(filepath.Dir(cfg.File), "."+filepath.Base(cfg.File)+".lock"))}
 	if err := w.open(); err != nil {
 		return nil, err
 	}
@@ -271,6 +279,7 @@ func (w *Writer) run() {
 			}
 		case <-flushC:
 			w.flush()
+			w.followRotation()
 			timer, flushC = nil, nil
 		}
 	}
@@ -312,17 +321,29 @@ func (w *Writer) write(e Event) {
 	if w.cfg.Redactor != nil {
 		s = w.cfg.Redactor.Redact(s)
 	}
-	if w.size > 0 && w.size+int64(len(s))+1 > w.cfg.MaxBytes {
-		w.rotate()
+	need := int64(len(s)) + 1
+	if w.size > 0 && w.size+need > w.cfg.MaxBytes {
+		w.rotate(need)
 		if w.f == nil {
 			w.drops.Add(1)
 			return
 		}
 	}
-	n, err := w.bw.WriteString(s)
-	if err == nil {
-		err = w.bw.WriteByte('\n')
-		n++
+	// A line reaches the file in one write, never split at the buffer's
+	// end: another process appending to the same file (the app's proxy and
+	// a bridge's) cannot land in the middle of it.
+	if w.bw.Available() < len(s)+1 {
+		w.flush()
+	}
+	var n int
+	if len(s)+1 > w.bw.Size() {
+		n, err = w.f.Write([]byte(s + "\n"))
+	} else {
+		n, err = w.bw.WriteString(s)
+		if err == nil {
+			err = w.bw.WriteByte('\n')
+			n++
+		}
 	}
 	w.size += int64(n)
 	if err != nil {
@@ -333,9 +354,26 @@ func (w *Writer) write(e Event) {
 	w.written.Add(1)
 }
 
-// rotate renames FILE.(N-1) to FILE.N ... FILE to FILE.1 and opens a new FILE.
-func (w *Writer) rotate() {
+// rotate makes room for need more bytes: it renames FILE.(N-1) to FILE.N
+// ... FILE to FILE.1 and opens a new FILE. Other processes may append to
+// the same file (the app's proxy and a bridge's own), so it rotates under a
+// lock file, and only if the file still is the one this writer has open
+// and is really full: when another writer rotated first, it just follows.
+func (w *Writer) rotate(need int64) {
 	w.flush()
+	locked, err := w.lock.TryLockContext(context.Background(), 5*time.Millisecond)
+	if err == nil && locked {
+		defer w.lock.Unlock()
+	}
+	// (Without the lock file, rotating alone is still better than growing
+	// without bound.)
+	if w.followRotation() && w.size+need <= w.cfg.MaxBytes {
+		return
+	}
+	if st, err := w.f.Stat(); err == nil && st.Size()+need <= w.cfg.MaxBytes {
+		w.size = st.Size()
+		return
+	}
 	if err := w.f.Close(); err != nil {
 		w.err = err
 	}
@@ -351,4 +389,27 @@ func (w *Writer) rotate() {
 	if err := w.open(); err != nil {
 		w.err = err
 	}
+}
+
+// followRotation reopens FILE when the file this writer has open is no
+// longer it (another process rotated it, or it was deleted), and reports
+// whether it did.
+func (w *Writer) followRotation() bool {
+	if w.f == nil {
+		return false
+	}
+	cur, err := os.Stat(w.cfg.File)
+	if err == nil {
+		if mine, err := w.f.Stat(); err == nil && os.SameFile(cur, mine) {
+			return false
+		}
+	}
+	w.flush()
+	_ = w.f.Close()
+	w.f = nil
+	if err := w.open(); err != nil {
+		w.err = err
+		return false
+	}
+	return true
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func readLines(t *testing.T, path string) []map[string]any {
@@ -156,5 +157,68 @@ func TestConfigCheck(t *testing.T) {
 	}
 	if _, err := Open(Config{File: filepath.Join(blocker, "audit.jsonl")}, nil); err == nil || !strings.Contains(err.Error(), blocker) {
 		t.Errorf("Open under a file: %v; want an error naming the path", err)
+	}
+}
+
+// TestTwoWritersShareAFile: the app's proxy and a bridge's own proxy (two
+// processes; here two writers, each with its own file descriptors and lock
+// file handle) append to the same audit log while it rotates often. Every
+// event lands exactly once, every line is whole, no segment holds much more
+// than MaxBytes, and rotations are not doubled.
+func TestTwoWritersShareAFile(t *testing.T) {
+	t.Parallel()
+	const (
+		maxBytes = 4096
+		perW     = 500
+	)
+	path := filepath.Join(t.TempDir(), "acme.jsonl")
+	cfg := Config{File: path, MaxBytes: maxBytes, MaxBackups: 500}
+	var wg sync.WaitGroup
+	for wi := range 2 {
+		w, err := Open(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for i := range perW {
+				w.Log(Event{Type: TypeRequest, Server: "acme", Method: "tools/call", Tool: fmt.Sprintf("w%d-%03d", wi, i)})
+				if i%10 == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	files, _ := filepath.Glob(path + "*")
+	seen := map[string]int{}
+	var total int64
+	for _, f := range files {
+		if strings.HasSuffix(f, ".lock") {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += st.Size()
+		if st.Size() > 2*maxBytes {
+			t.Errorf("%s holds %d bytes (MaxBytes %d)", filepath.Base(f), st.Size(), maxBytes)
+		}
+		for _, e := range readLines(t, f) { // fails on a torn line
+			seen[e["tool"].(string)]++
+		}
+	}
+	for wi := range 2 {
+		for i := range perW {
+			if id := fmt.Sprintf("w%d-%03d", wi, i); seen[id] != 1 {
+				t.Errorf("event %s is in the log %d times", id, seen[id])
+			}
+		}
+	}
+	if segments, want := len(files)-1, int(total/maxBytes)+3; segments > want {
+		t.Errorf("%d segments for %d bytes of MaxBytes %d: rotations were doubled", segments, total, maxBytes)
 	}
 }
