@@ -90,7 +90,8 @@ func runWindow() int {
 		return cli.ExitFailure
 	}
 	defer client.Close()
-	if err := launch.RunWindow(client, launch.WindowOptions{Done: client.Done(), Raise: client.Raised()}); err != nil {
+	if err := launch.RunWindow(client, launch.WindowOptions{Done: client.Done(), Raise: client.Raised(),
+		Crashed: func() bool { return errors.Is(client.Err(), remote.ErrBackendGone) }}); err != nil {
 		fmt.Fprintf(os.Stderr, "keyport: %v\n", err)
 		return cli.ExitFailure
 	}

@@ -63,6 +63,7 @@ type UI struct {
 	AddDialog    *AddServerDialog
 	ImportDialog *ImportDialog
 	SecretDialog *SecretDialog
+	LostDialog   *LostDialog
 
 	emptyBox *fyne.Container
 

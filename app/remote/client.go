@@ -141,6 +141,9 @@ func (c *Client) read(ready chan<- error) {
 			if ok {
 				ch <- f // buffered; the caller may have given up
 			}
+		case f.Bye:
+			fail(ErrBackendQuit)
+			return
 		case f.Raise:
 			select {
 			case c.raised <- struct{}{}:
@@ -196,8 +199,9 @@ func (c *Client) finish(err error) {
 	close(c.done)
 }
 
-// Done is closed when the connection ends: the server went away (Err is
-// ErrBackendGone), or Close was called (ErrClosed). The window exits then.
+// Done is closed when the connection ends: the user quit Keyport (Err is
+// ErrBackendQuit), the server vanished (ErrBackendGone: it crashed or was
+// killed), or Close was called (ErrClosed).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Raised receives when the tray process asks the window to come to the

@@ -228,7 +228,7 @@ func TestRealCore(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Done did not close when the server stopped")
 	}
-	if err := win2.RemoveServer("acme"); !errors.Is(err, ErrBackendGone) {
+	if err := win2.RemoveServer("acme"); !errors.Is(err, ErrBackendQuit) {
 		t.Errorf("call after the server stopped = %v", err)
 	}
 	if _, err := rc.app.Server("acme"); err != nil {

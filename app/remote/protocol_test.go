@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -233,8 +234,9 @@ func TestEventsFollowTheSnapshot(t *testing.T) {
 	}
 }
 
-// TestServerGoesAway: when the tray process stops, pending and later calls
-// fail with the clear error and Done closes.
+// TestServerGoesAway: when the tray process stops (the user quits), pending
+// and later calls fail with the clear error and Done closes; Err says it
+// quit on purpose (the window then just closes).
 func TestServerGoesAway(t *testing.T) {
 	t.Parallel()
 	fb := newFake()
@@ -252,14 +254,14 @@ func TestServerGoesAway(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Done did not close")
 	}
-	if err := <-errc; !errors.Is(err, ErrBackendGone) {
+	if err := <-errc; !errors.Is(err, ErrBackendQuit) {
 		t.Errorf("pending call = %v", err)
 	}
-	if err := c.SetSecret("a", "bearer", "x"); !errors.Is(err, ErrBackendGone) ||
-		err.Error() != "Keyport's background app stopped; launch Keyport again" {
+	if err := c.SetSecret("a", "bearer", "x"); !errors.Is(err, ErrBackendQuit) ||
+		err.Error() != "Keyport quit; launch it again to use it" {
 		t.Errorf("later call = %v", err)
 	}
-	if !errors.Is(c.Err(), ErrBackendGone) {
+	if !errors.Is(c.Err(), ErrBackendQuit) {
 		t.Errorf("Err = %v", c.Err())
 	}
 	if c.Clients("a") != nil || c.Autostart() || c.AuditPath("a") != "" {
@@ -273,6 +275,40 @@ func TestServerGoesAway(t *testing.T) {
 	}
 	if _, err := Dial(context.Background(), path); err == nil || !strings.Contains(err.Error(), "is Keyport running?") {
 		t.Errorf("Dial after Close = %v", err)
+	}
+}
+
+// TestServerCrashes: a tray process that vanishes without a word (it
+// crashed or was killed) is told apart from one that quit: Err is
+// ErrBackendGone, so the window can say so and offer to start Keyport.
+func TestServerCrashes(t *testing.T) {
+	t.Parallel()
+	dir := shortDir(t)
+	path := filepath.Join(dir, "crash.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		b, _ := json.Marshal(frame{Hello: &hello{Protocol: protocolVersion}, Snapshot: &snapshot{Seq: 1, Servers: json.RawMessage("[]")}})
+		c.Write(append(b, '\n'))
+		accepted <- c
+	}()
+	c := dial(t, path)
+	(<-accepted).Close() // the process dies: its socket closes, nothing said
+	select {
+	case <-c.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done did not close")
+	}
+	if !errors.Is(c.Err(), ErrBackendGone) {
+		t.Errorf("Err = %v, want ErrBackendGone", c.Err())
 	}
 }
 
@@ -309,7 +345,7 @@ func TestClientCloseAndQuit(t *testing.T) {
 		t.Fatal("OnQuit was not called")
 	}
 	<-c2.Done()
-	if !errors.Is(c2.Err(), ErrBackendGone) {
+	if !errors.Is(c2.Err(), ErrBackendQuit) {
 		t.Errorf("Err after Quit = %v", c2.Err())
 	}
 }

@@ -117,6 +117,11 @@ type Backend interface {
 // tray process quit or crashed.
 var ErrBackendGone = errors.New("Keyport's background app stopped; launch Keyport again")
 
+// ErrBackendQuit is why a connection ended when the server closed it on
+// purpose: the user quit Keyport. ErrBackendGone means it vanished without
+// a word (it crashed or was killed).
+var ErrBackendQuit = errors.New("Keyport quit; launch it again to use it")
+
 // ErrClosed is what calls fail with after Client.Close.
 var ErrClosed = errors.New("the connection to Keyport's background app was closed")
 
@@ -231,6 +236,7 @@ type frame struct {
 	Snapshot *snapshot       `json:"snapshot,omitempty"`
 	Events   []app.Event     `json:"events,omitempty"`
 	Raise    bool            `json:"raise,omitempty"`
+	Bye      bool            `json:"bye,omitempty"` // the server closes on purpose (Keyport quits)
 }
 
 // hello opens the server's side of a connection.

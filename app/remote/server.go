@@ -144,6 +144,7 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		s.err = s.ln.Close()
 		for _, sc := range conns {
+			sc.write(frame{Bye: true}) // so the window knows Keyport quit, not crashed
 			sc.close()
 		}
 		s.wg.Wait()

@@ -100,6 +100,10 @@ type WindowOptions struct {
 	// Raise receives when the user asks for the window again (a second
 	// launch, "Open Keyport" in the tray): it comes to the front.
 	Raise <-chan struct{}
+	// Crashed reports, once Done is closed, whether the tray process
+	// vanished (crashed, killed) instead of quitting: the window then says
+	// so and offers to start Keyport again instead of closing.
+	Crashed func() bool
 }
 
 // RunWindow opens Keyport's window over core and blocks until the user
@@ -131,6 +135,10 @@ func RunWindow(core ui.Core, opts WindowOptions) error {
 		go func() {
 			select {
 			case <-opts.Done:
+				if opts.Crashed != nil && opts.Crashed() {
+					fyne.Do(func() { u.BackendLost(StartKeyport) })
+					return
+				}
 				fyne.Do(fa.Quit)
 			case <-ended:
 			}
@@ -161,6 +169,21 @@ func RunWindow(core ui.Core, opts WindowOptions) error {
 	u.ShowWindow()
 	run()
 	return nil
+}
+
+// StartKeyport starts Keyport (its tray process, which opens a window) as
+// a process of its own that outlives this one. Its output goes nowhere:
+// the stderr this process inherited may be a pipe nobody reads any more.
+func StartKeyport() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(exe)
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	return cmd.Process.Release()
 }
 
 // EnvScreenshots names the folder make screenshot collects PNGs in.
