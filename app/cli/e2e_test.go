@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -147,37 +148,15 @@ func TestConnectByName(t *testing.T) {
 	const token = "tok-connect-123456"
 	c := newCLIEnv(t)
 	up := apptest.NewUpstream(t, token)
-	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
-		t.Fatalf("add: %s", errOut)
-	}
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	var errb bytes.Buffer
-	done := make(chan int, 1)
-	go func() {
-		done <- MainWith(context.Background(), []string{"connect", "acme"}, IO{In: inR, Out: outW, Err: &errb}, c.opts)
-		outW.Close()
-	}()
-	client := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil)
-	s, err := client.Connect(context.Background(), &mcp.IOTransport{Reader: outR, Writer: inW}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v (stderr %s)", err, errb.String())
-	}
-	if got := apptest.ToolNames(t, s); len(got) != 2 {
+	c.addAcme(t, up, token)
+	b := c.startConnect(t, "acme")
+	if got := apptest.ToolNames(t, b.s); len(got) != 2 {
 		t.Errorf("tools over the bridge = %v", got)
 	}
 	if !up.SawOnly("Bearer " + token) {
 		t.Error("the upstream did not get the bearer token")
 	}
-	s.Close() // closes stdin: the bridge ends
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("connect exited %d: %s", code, errb.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("connect did not exit after stdin closed")
-	}
+	b.stop(t) // closes stdin: the bridge ends
 	apptest.ScanForSecret(t, token, c.home)
 }
 
@@ -187,9 +166,7 @@ func TestProxyFollowsServersYaml(t *testing.T) {
 	const token = "tok-proxy-follow-1234"
 	c := newCLIEnv(t)
 	up := apptest.NewUpstream(t, token)
-	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
-		t.Fatalf("add: %s", errOut)
-	}
+	c.addAcme(t, up, token)
 	port := c.startProxy(t, "acme")
 	s := apptest.Connect(t, "http://127.0.0.1:"+port+"/mcp")
 	if got := apptest.ToolNames(t, s); len(got) != 2 {
@@ -203,19 +180,7 @@ func TestProxyFollowsServersYaml(t *testing.T) {
 	if err := editor.SetToolPolicy("acme", []string{"search"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		tools, err := s.ListTools(context.Background(), nil)
-		if err != nil {
-			t.Fatalf("a call while the proxy applies the edit: %v", err)
-		}
-		if len(tools.Tools) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the edit never reached the proxy: %d tools", len(tools.Tools))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitTools(t, s, 1, &strings.Builder{})
 }
 
 // TestConnectOutlivesTheApp: with the tray app's proxy running, `keyport
@@ -226,9 +191,7 @@ func TestConnectOutlivesTheApp(t *testing.T) {
 	const token = "tok-failover-123456"
 	c := newCLIEnv(t)
 	up := apptest.NewUpstream(t, token)
-	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
-		t.Fatalf("add: %s", errOut)
-	}
+	c.addAcme(t, up, token)
 	// The tray app, with acme's proxy on.
 	tray, err := app.New(c.opts)
 	if err != nil {
@@ -246,41 +209,22 @@ func TestConnectOutlivesTheApp(t *testing.T) {
 	if err := tray.SetProxyEnabled(context.Background(), "acme", true); err != nil {
 		t.Fatal(err)
 	}
-	appRequests := func() int64 {
+	view := func() app.ServerView {
 		for _, s := range tray.Servers() {
 			if s.Name == "acme" {
-				return s.Counters.Requests
+				return s
 			}
 		}
-		return -1
+		t.Fatal("acme is not in the app")
+		return app.ServerView{}
 	}
 
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	var errb syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- MainWith(context.Background(), []string{"connect", "acme"}, IO{In: inR, Out: outW, Err: &errb}, c.opts)
-		outW.Close()
-	}()
-	client := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil)
-	// Whatever happens, the client closes its input, so connect ends and
-	// lets the upstream server close.
-	defer inW.Close()
-	s, err := client.Connect(context.Background(), &mcp.IOTransport{Reader: outR, Writer: inW}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v (stderr %s)", err, errb.String())
-	}
-	if got := apptest.ToolNames(t, s); len(got) != 2 {
+	b := c.startConnect(t, "acme")
+	if got := apptest.ToolNames(t, b.s); len(got) != 2 {
 		t.Errorf("tools through the app's proxy = %v", got)
 	}
-	sharedURL := ""
-	for _, v := range tray.Servers() {
-		if v.Name == "acme" {
-			sharedURL = v.LocalURL
-		}
-	}
-	if n := appRequests(); n < 2 {
+	sharedURL := view().LocalURL
+	if n := view().Counters.Requests; n < 2 {
 		t.Errorf("the app's proxy counted %d requests; the bridge did not use it", n)
 	}
 
@@ -290,21 +234,9 @@ func TestConnectOutlivesTheApp(t *testing.T) {
 	if err := tray.SetToolPolicy("acme", nil, []string{"delete_*"}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		tools, err := s.ListTools(context.Background(), nil)
-		if err != nil {
-			t.Fatalf("a call while the app applies a policy: %v; stderr:\n%s", err, errb.String())
-		}
-		if len(tools.Tools) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the new policy never reached the bridge: %d tools", len(tools.Tools))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if strings.Contains(errb.String(), "now runs its own") {
-		t.Fatalf("a policy edit made the bridge leave the app's proxy:\n%s", errb.String())
+	awaitTools(t, b.s, 1, b.errb)
+	if strings.Contains(b.errb.String(), "now runs its own") {
+		t.Fatalf("a policy edit made the bridge leave the app's proxy:\n%s", b.errb.String())
 	}
 
 	// The user quits Keyport: its proxy stops.
@@ -313,34 +245,27 @@ func TestConnectOutlivesTheApp(t *testing.T) {
 	}
 	trayClosed = true
 	// Every call keeps working: first on the old proxy's open connections,
-	// then, once they are gone, on the bridge's own proxy.
+	// then, once they are gone, on the bridge's own proxy, which has the
+	// policy servers.yaml has now.
 	deadline := time.Now().Add(20 * time.Second)
 	for calls := 0; ; calls++ {
-		tools, err := s.ListTools(context.Background(), nil)
+		tools, err := b.s.ListTools(context.Background(), nil)
 		if err != nil || len(tools.Tools) != 1 {
-			t.Fatalf("call %d after the app quit: tools = %v, %v; stderr:\n%s", calls, tools, err, errb.String())
+			t.Fatalf("call %d after the app quit: tools = %v, %v; stderr:\n%s", calls, tools, err, b.errb.String())
 		}
-		if strings.Contains(errb.String(), "now runs its own") {
+		if strings.Contains(b.errb.String(), "now runs its own") {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the bridge never took over (the app's proxy is gone: %s); stderr:\n%s", refused(sharedURL), errb.String())
+			t.Fatalf("the bridge never took over (the app's proxy is gone: %s); stderr:\n%s", refused(sharedURL), b.errb.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "search", Arguments: map[string]any{"text": "x"}})
+	res, err := b.s.CallTool(context.Background(), &mcp.CallToolParams{Name: "search", Arguments: map[string]any{"text": "x"}})
 	if err != nil || res.IsError {
 		t.Errorf("a call on the bridge's own proxy: %v %v", res, err)
 	}
-	s.Close()
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("connect exited %d: %s", code, errb.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("connect did not exit after stdin closed")
-	}
+	b.stop(t)
 	apptest.ScanForSecret(t, token, c.home)
 }
 
@@ -351,27 +276,11 @@ func TestConnectFollowsServersYaml(t *testing.T) {
 	const token = "tok-follow-123456"
 	c := newCLIEnv(t)
 	up := apptest.NewUpstream(t, token)
-	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
-		t.Fatalf("add: %s", errOut)
-	}
-	inR, inW := io.Pipe()
-	outR, outW := io.Pipe()
-	var errb syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- MainWith(context.Background(), []string{"connect", "acme"}, IO{In: inR, Out: outW, Err: &errb}, c.opts)
-		outW.Close()
-	}()
-	defer inW.Close()
-	client := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil)
-	s, err := client.Connect(context.Background(), &mcp.IOTransport{Reader: outR, Writer: inW}, nil)
-	if err != nil {
-		t.Fatalf("connect: %v (stderr %s)", err, errb.String())
-	}
-	if got := apptest.ToolNames(t, s); len(got) != 2 {
+	c.addAcme(t, up, token)
+	b := c.startConnect(t, "acme")
+	if got := apptest.ToolNames(t, b.s); len(got) != 2 {
 		t.Fatalf("tools = %v", got)
 	}
-
 	editor, err := app.New(c.opts)
 	if err != nil {
 		t.Fatal(err)
@@ -380,32 +289,87 @@ func TestConnectFollowsServersYaml(t *testing.T) {
 	if err := editor.SetToolPolicy("acme", nil, []string{"delete_*"}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		tools, err := s.ListTools(context.Background(), nil)
-		if err != nil {
-			t.Fatalf("a call while the bridge applies the edit: %v; stderr:\n%s", err, errb.String())
-		}
-		if len(tools.Tools) == 1 && tools.Tools[0].Name == "search" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the edit never reached the bridge: %d tools; stderr:\n%s", len(tools.Tools), errb.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "delete_all", Arguments: map[string]any{"text": "x"}}); err == nil && !res.IsError {
+	awaitTools(t, b.s, 1, b.errb)
+	if res, err := b.s.CallTool(context.Background(), &mcp.CallToolParams{Name: "delete_all", Arguments: map[string]any{"text": "x"}}); err == nil && !res.IsError {
 		t.Error("delete_all ran after the policy denied it")
 	}
-	if !strings.Contains(errb.String(), "applies the new configuration") {
-		t.Errorf("the bridge did not say it applied the edit; stderr:\n%s", errb.String())
+	if !strings.Contains(b.errb.String(), "applies the new configuration") {
+		t.Errorf("the bridge did not say it applied the edit; stderr:\n%s", b.errb.String())
 	}
-	s.Close()
+	b.stop(t)
+	apptest.ScanForSecret(t, token, c.home)
+}
+
+// addAcme adds server acme (upstream up, bearer token) to c's catalog.
+func (c cliEnv) addAcme(t *testing.T, up *apptest.Upstream, token string) {
+	t.Helper()
+	if code, _, errOut := c.run(t, token+"\n", "add", "acme", up.URL, "--bearer"); code != 0 {
+		t.Fatalf("add: %s", errOut)
+	}
+}
+
+// bridgeRun is `keyport connect NAME` running on pipes, with a go-sdk
+// client session over them.
+type bridgeRun struct {
+	s    *mcp.ClientSession
+	errb *syncBuffer // connect's standard error
+	done chan int    // its exit code
+}
+
+// startConnect runs `keyport connect name` and connects a client to it. The
+// client's input closes when the test ends, whatever happens, so connect
+// ends too and the upstream server can close.
+func (c cliEnv) startConnect(t *testing.T, name string) *bridgeRun {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	b := &bridgeRun{errb: &syncBuffer{}, done: make(chan int, 1)}
+	go func() {
+		b.done <- MainWith(context.Background(), []string{"connect", name}, IO{In: inR, Out: outW, Err: b.errb}, c.opts)
+		outW.Close()
+	}()
+	t.Cleanup(func() { inW.Close() })
+	client := mcp.NewClient(&mcp.Implementation{Name: "stdio-client", Version: "1"}, nil)
+	s, err := client.Connect(context.Background(), &mcp.IOTransport{Reader: outR, Writer: inW}, nil)
+	if err != nil {
+		t.Fatalf("connect: %v (stderr %s)", err, b.errb.String())
+	}
+	b.s = s
+	return b
+}
+
+// stop closes the client's session (its stdin) and checks that connect
+// exits 0 soon after.
+func (b *bridgeRun) stop(t *testing.T) {
+	t.Helper()
+	b.s.Close()
 	select {
-	case <-done:
+	case code := <-b.done:
+		if code != 0 {
+			t.Errorf("connect exited %d: %s", code, b.errb.String())
+		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("connect did not exit after stdin closed")
 	}
-	apptest.ScanForSecret(t, token, c.home)
+}
+
+// awaitTools lists s's tools until there are want of them (every call
+// must succeed), failing after 10 s; logs is shown on failure.
+func awaitTools(t *testing.T, s *mcp.ClientSession, want int, logs fmt.Stringer) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		tools, err := s.ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatalf("a call while waiting for %d tools: %v; logs:\n%s", want, err, logs)
+		}
+		if len(tools.Tools) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d tools after 10 s, want %d; logs:\n%s", len(tools.Tools), want, logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // refused describes what a new connection to url meets.
