@@ -148,7 +148,9 @@ func (o *ownProxy) config(port int) (proxymgr.Config, error) {
 	if err != nil {
 		return proxymgr.Config{}, err
 	}
-	return o.a.proxyConfig(context.Background(), s, port)
+	cfg, err := o.a.proxyConfig(context.Background(), s, port)
+	cfg.Logger = o.log // the bridge's log (--log-file), or keyport proxy's stderr
+	return cfg, err
 }
 
 // follow applies servers.yaml's changes of the server until ctx ends.
