@@ -293,8 +293,8 @@ func TestConnectFollowsServersYaml(t *testing.T) {
 	if res, err := b.s.CallTool(context.Background(), &mcp.CallToolParams{Name: "delete_all", Arguments: map[string]any{"text": "x"}}); err == nil && !res.IsError {
 		t.Error("delete_all ran after the policy denied it")
 	}
-	if !strings.Contains(b.errb.String(), "applies the new configuration") {
-		t.Errorf("the bridge did not say it applied the edit; stderr:\n%s", b.errb.String())
+	if logs := b.errb.String(); !strings.Contains(logs, "applies the new configuration") || !strings.Contains(logs, "proxy started") {
+		t.Errorf("the bridge's log lacks its proxy's start or the edit; stderr:\n%s", logs)
 	}
 	b.stop(t)
 	apptest.ScanForSecret(t, token, c.home)
