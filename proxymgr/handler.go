@@ -275,6 +275,9 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 			if m.method == "subscriptions/listen" {
 				listen = true
 			}
+			if sess != nil {
+				sess.remember(m)
+			}
 			if ci.name == "" && p.audit != nil {
 				ci = metaClientInfo(m.params)
 			}

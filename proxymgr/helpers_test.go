@@ -64,11 +64,26 @@ type sizeIn struct {
 }
 
 func newMCPServer(u *upstream) *mcp.Server {
-	s := mcp.NewServer(&mcp.Implementation{Name: "test-upstream", Version: "1.0.0"}, nil)
 	count := func(name string) {
 		u.mu.Lock()
 		u.calls[name]++
 		u.mu.Unlock()
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "test-upstream", Version: "1.0.0"}, &mcp.ServerOptions{
+		SubscribeHandler: func(_ context.Context, req *mcp.SubscribeRequest) error {
+			count("subscribe " + req.Params.URI)
+			return nil
+		},
+		UnsubscribeHandler: func(_ context.Context, req *mcp.UnsubscribeRequest) error {
+			count("unsubscribe " + req.Params.URI)
+			return nil
+		},
+	})
+	for _, uri := range []string{"test://a", "test://b"} {
+		s.AddResource(&mcp.Resource{URI: uri, Name: uri[len("test://"):], MIMEType: "text/plain"},
+			func(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+				return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, Text: "content of " + req.Params.URI}}}, nil
+			})
 	}
 	text := func(s string) *mcp.CallToolResult {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: s}}}

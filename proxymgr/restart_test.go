@@ -2,6 +2,7 @@ package proxymgr
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -127,5 +128,82 @@ func TestUpstreamRestartDuringCall(t *testing.T) {
 	res, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "next"}})
 	if err != nil || resultText(t, res) != "next" {
 		t.Fatalf("next call: %v", err)
+	}
+}
+
+// TestUpstreamRestartKeepsClientState: what the client set on its session
+// (a log level, resource subscriptions) is set again on the session the
+// proxy re-initializes after an upstream restart, so log messages and
+// resource updates keep reaching the client.
+func TestUpstreamRestartKeepsClientState(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, false)
+	p := startProxy(t, Config{Upstream: up.url()})
+	updates := make(chan string, 8)
+	logs := make(chan string, 8)
+	cs := connect(t, p.URL(), &mcp.ClientOptions{
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			updates <- req.Params.URI
+		},
+		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
+			logs <- fmt.Sprint(req.Params.Data)
+		},
+	}, "2025-11-25")
+	ctx := ctxT(t)
+	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, uri := range []string{"test://a", "test://b"} {
+		if err := cs.Subscribe(ctx, &mcp.SubscribeParams{URI: uri}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cs.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: "test://b"}); err != nil {
+		t.Fatal(err)
+	}
+
+	up.stop()
+	up.start()
+	if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil {
+		t.Fatalf("a call across the restart: %v", err)
+	}
+	if a, b := up.callCount("subscribe test://a"), up.callCount("subscribe test://b"); a != 2 || b != 1 {
+		t.Errorf("subscribes: test://a %d (want 2: before and after the restart), test://b %d (want 1: unsubscribed)", a, b)
+	}
+
+	// The restarted server's session has the client's level and
+	// subscription: what it sends reaches the client.
+	var ss *mcp.ServerSession
+	for s := range up.server().Sessions() {
+		ss = s
+	}
+	if ss == nil {
+		t.Fatal("no session on the restarted server")
+	}
+	// (The client's GET stream reopens on the new session in the background.)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		err := ss.Log(ctx, &mcp.LoggingMessageParams{Level: "info", Data: "after the restart"})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream to the client on the new session: %v", err)
+		}
+	}
+	if err := up.server().ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: "test://a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		ch   chan string
+		what string
+	}{{logs, "after the restart"}, {updates, "test://a"}} {
+		select {
+		case got := <-want.ch:
+			if got != want.what {
+				t.Errorf("got %q, want %q", got, want.what)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%q never reached the client after the restart", want.what)
+		}
 	}
 }

@@ -1,7 +1,9 @@
 package proxymgr
 
 import (
+	"bytes"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,9 +123,68 @@ type session struct {
 	protocol   string
 	started    time.Time
 
+	// What the client set on the session, replayed after a re-initialization
+	// (under mu): the params of its last logging/setLevel, and of each
+	// resources/subscribe not unsubscribed since, by URI.
+	logLevel []byte
+	subs     map[string][]byte
+
 	reinitMu sync.Mutex // one re-initialization at a time
 	tr       tracker
 	streams  atomic.Int32 // open GET streams
+}
+
+// maxReplayedSubs bounds the subscriptions a session remembers for replay.
+const maxReplayedSubs = 1024
+
+// remember notes a client request that sets session state the upstream
+// loses when it restarts.
+func (s *session) remember(m *message) {
+	switch m.method {
+	case "logging/setLevel", "resources/subscribe", "resources/unsubscribe":
+	default:
+		return
+	}
+	params := bytes.Clone(m.params)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.method == "logging/setLevel" {
+		s.logLevel = params
+		return
+	}
+	uri, ok := paramString(m.params, "uri")
+	if !ok {
+		return
+	}
+	if m.method == "resources/unsubscribe" {
+		delete(s.subs, uri)
+		return
+	}
+	if s.subs == nil {
+		s.subs = map[string][]byte{}
+	}
+	if _, known := s.subs[uri]; known || len(s.subs) < maxReplayedSubs {
+		s.subs[uri] = params
+	}
+}
+
+// replayable is what remember kept, as method and params pairs, the log
+// level first.
+func (s *session) replayable() (methods []string, params [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.logLevel != nil {
+		methods, params = append(methods, "logging/setLevel"), append(params, s.logLevel)
+	}
+	uris := make([]string, 0, len(s.subs))
+	for u := range s.subs {
+		uris = append(uris, u)
+	}
+	slices.Sort(uris)
+	for _, u := range uris {
+		methods, params = append(methods, "resources/subscribe"), append(params, s.subs[u])
+	}
+	return methods, params
 }
 
 func (s *session) upstream() string {

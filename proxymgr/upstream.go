@@ -222,16 +222,47 @@ func (p *Proxy) reinit(ctx context.Context, r *http.Request, sess *session, used
 	if resp2.StatusCode/100 != 2 {
 		return "", &restoreError{fmt.Sprintf("notifications/initialized answered %d", resp2.StatusCode)}
 	}
+	replayed := p.replayState(ctx, sess, newID, h2)
 	sess.mu.Lock()
 	sess.upstreamID = newID
 	client := sess.client
 	sess.mu.Unlock()
-	p.log.Info("the server forgot a session (it restarted); re-initialized it for the client", "session", sess.id)
+	p.log.Info("the server forgot a session (it restarted); re-initialized it for the client", "session", sess.id, "replayed", replayed)
 	if p.audit != nil {
 		p.audit.Log(audit.Event{Time: start, Type: audit.TypeSessionRestore, Server: p.name, Session: sess.id,
 			ClientName: client.name, ClientVersion: client.version, ProtocolVersion: proto, DurationMS: ms(time.Since(start)), Outcome: audit.OutcomeOK})
 	}
 	return newID, nil
+}
+
+// replayState sends the upstream's new session newID what the client had
+// set on the old one (its log level, its resource subscriptions), so
+// notifications keep coming as the client expects. Failures are logged:
+// the session works without them. It returns how many requests it sent.
+func (p *Proxy) replayState(ctx context.Context, sess *session, newID string, h http.Header) int {
+	methods, params := sess.replayable()
+	for i, method := range methods {
+		body := fmt.Appendf(nil, `{"jsonrpc":"2.0","id":"keyport-restore-%d","method":%q`, i+1, method)
+		if len(params[i]) > 0 {
+			body = fmt.Appendf(body, `,"params":%s`, params[i])
+		}
+		body = append(body, '}')
+		req, err := p.newUpstreamRequest(ctx, h, http.MethodPost, body, newID)
+		if err == nil {
+			var resp *http.Response
+			if resp, err = p.send(req, body); err == nil {
+				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+				resp.Body.Close()
+				if resp.StatusCode/100 != 2 {
+					err = fmt.Errorf("answered %d", resp.StatusCode)
+				}
+			}
+		}
+		if err != nil {
+			p.log.Warn("could not restore the client's "+method+" on the re-initialized session", "session", sess.id, "err", err)
+		}
+	}
+	return len(methods)
 }
 
 // initProtocol reads the protocolVersion of an InitializeResult from a JSON
