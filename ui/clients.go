@@ -26,6 +26,7 @@ type clientsTab struct {
 
 	name    string
 	clients []app.ClientView
+	reads   int               // refreshes asked for; an answer to an older one is dropped
 	wrote   map[string]string // client ID -> note after a write, until the server changes
 	// Preview is the open diff preview, for tests; nil when none is open.
 	Preview *clientPreview
@@ -67,12 +68,28 @@ func (t *clientsTab) show(v rowView, changed bool) {
 	}
 }
 
-// refresh re-reads the clients' states (memory only) and updates the rows.
+// refresh re-reads the clients' states and updates the rows. The read is
+// done off the fyne goroutine: in the window process it is a call to the
+// tray process, which may be slow to answer.
 func (t *clientsTab) refresh() {
 	if t.name == "" {
 		return
 	}
-	t.clients = t.u.core.Clients(t.name)
+	t.reads++
+	read, name := t.reads, t.name
+	t.u.bg(func() {
+		list := t.u.core.Clients(name)
+		t.u.do(func() {
+			if read == t.reads && name == t.name {
+				t.showList(list)
+			}
+		})
+	})
+}
+
+// showList shows list, the clients' states for the selected server.
+func (t *clientsTab) showList(list []app.ClientView) {
+	t.clients = list
 	seen := map[string]bool{}
 	var objs []fyne.CanvasObject
 	for _, c := range t.clients {

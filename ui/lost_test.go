@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
@@ -77,3 +78,34 @@ func TestBackendLostClose(t *testing.T) {
 }
 
 var _ fyne.Widget = (*widget.Button)(nil)
+
+// TestSlowTrayNeverBlocksTheWindow: reading the clients' states is a call
+// to the tray process; while it is slow to answer, the window keeps
+// answering the user, and the rows appear once the answer comes.
+func TestSlowTrayNeverBlocksTheWindow(t *testing.T) {
+	core := fakecore.Sample()
+	h := newHarness(t, core)
+	gate := make(chan struct{})
+	core.SlowClients(gate)
+	done := make(chan struct{})
+	go func() { // the user's actions, on the harness's fyne goroutine
+		defer close(done)
+		h.selectServer("github")
+		h.selectTab("Clients")
+		test.Type(h.u.Search, "lin")
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		close(gate)
+		t.Fatal("the window froze while the tray process was slow to answer")
+	}
+	h.settle()
+	if got := h.shownNames(); len(got) != 1 || got[0] != "linear" {
+		t.Errorf("typing while the tray is slow filtered to %v", got)
+	}
+	h.u.Search.SetText("")
+	h.selectServer("github")
+	close(gate)
+	h.waitFor("the clients' rows", func() bool { return len(h.u.Detail.clients.rows) > 0 })
+}

@@ -41,6 +41,7 @@ type Core struct {
 	Registry  []app.RegistryResult
 	proxyErr  map[string]string
 	gate      chan struct{}
+	slowReads chan struct{}
 	clientErr error
 	closed    int
 }
@@ -51,6 +52,14 @@ func (c *Core) FailProxy(server, msg string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.proxyErr[server] = msg
+}
+
+// SlowClients makes Clients wait for a value on gate (or its close)
+// before answering, as a busy tray process would; nil answers at once.
+func (c *Core) SlowClients(gate chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.slowReads = gate
 }
 
 // SetGate makes SetProxyEnabled wait for a value on gate before answering
@@ -420,6 +429,12 @@ func (c *Core) AuditPath(name string) string { return "/nonexistent/keyport/audi
 
 // Clients returns the server's client views, in the known order.
 func (c *Core) Clients(server string) []app.ClientView {
+	c.mu.Lock()
+	gate := c.slowReads
+	c.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.clients[server]
