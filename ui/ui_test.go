@@ -532,12 +532,15 @@ func TestEventBurstsCoalesce(t *testing.T) {
 	core := fakecore.New(app.ServerView{Name: "a", Enabled: true, State: app.ProxyRunning})
 	fa := test.NewTempApp(t)
 	q := make(chan func(), 4096)
-	u := newUI(fa, core, options{do: func(f func()) { q <- f }, throttle: 50 * time.Millisecond})
+	refreshes := 0 // counted on the test goroutine, which runs the queue
+	counted := func(f func()) func() { return func() { refreshes++; f() } }
+	// (The counting do is given from the start: the UI's background
+	// goroutines read u.do, so it must not change under them.)
+	u := newUI(fa, core, options{do: func(f func()) { q <- counted(f) }, throttle: 50 * time.Millisecond})
 	h := &harness{t: t, app: fa, u: u, core: core, q: q}
 	t.Cleanup(func() { u.Close(); h.settle() })
-	refreshes := 0
-	counted := func(f func()) func() { return func() { refreshes++; f() } }
-	u.do = func(f func()) { q <- counted(f) }
+	h.settle()
+	refreshes = 0 // what building the window queued does not count
 	const events = 200
 	for i := 0; i < events; i++ {
 		core.Update("a", func(s *app.ServerView) { s.Counters.Requests++ })
