@@ -92,6 +92,7 @@ test: deps lint test-nocgo test-go
 # an unlocked gnome-keyring and a fresh HOME (scripts/session.sh).
 test-go: build
 	KEYPORT_BIN=$(CURDIR)/$(BIN) scripts/session.sh $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	cd earlyinit && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 # Every package that does not import fyne's app (the GUI launcher, main and
 # the GUI benchmark) must build and vet without cgo.

@@ -18,6 +18,7 @@ require (
 )
 
 require (
+	earlyinit v0.0.0
 	fyne.io/systray v1.11.1-0.20250603113521-ca66a66d8b58 // indirect
 	github.com/BurntSushi/toml v1.5.0 // indirect
 	github.com/danieljoos/wincred v1.2.3 // indirect
@@ -53,3 +54,5 @@ require (
 	golang.org/x/text v0.22.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 )
+
+replace earlyinit => ./earlyinit

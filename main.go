@@ -8,6 +8,8 @@
 package main
 
 import (
+	_ "earlyinit" // first of all inits: keeps fyne quiet in the C locale
+
 	"context"
 	"errors"
 	"fmt"

@@ -81,3 +81,17 @@ func TestWindowWithoutTrayIsAClearError(t *testing.T) {
 		t.Fatalf("keyport --window with no tray process: exit %d, stderr %q; want a clear error", code, errOut)
 	}
 }
+
+// TestQuietInTheCLocale: in the C locale of containers and minimal
+// sessions (LANG=C.UTF-8) a command prints nothing on stderr; fyne used to
+// log "Error parsing user locale C" at init for every one (see earlyinit).
+func TestQuietInTheCLocale(t *testing.T) {
+	env := []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8"}
+	out, errOut, code := runKeyport(t, env, "version")
+	if code != 0 || !strings.HasPrefix(out, "keyport ") {
+		t.Fatalf("version: exit %d, %q", code, out)
+	}
+	if errOut != "" {
+		t.Errorf("stderr in the C locale: %q", errOut)
+	}
+}

@@ -226,6 +226,8 @@ func TestTrayOverDBus(t *testing.T) {
 		"KEYPORT_CONFIG_DIR="+cfg,
 		"KEYPORT_SCREENSHOTS=",
 		"KEYPORT_READY_FILE="+filepath.Join(home, "ready"),
+		// The locale of most containers: fyne must not complain about it.
+		"LANG=C.UTF-8", "LC_ALL=", "LC_MESSAGES=", "LANGUAGE=",
 	)
 	var logs strings.Builder
 	var logMu sync.Mutex
@@ -389,6 +391,11 @@ func TestTrayOverDBus(t *testing.T) {
 		if !strings.Contains(string(b), ") Z ") {
 			t.Errorf("the window process %d outlived Quit", window)
 		}
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if strings.Contains(logs.String(), "Error parsing user locale") {
+		t.Error("fyne complained about the C.UTF-8 locale")
 	}
 }
 
