@@ -398,3 +398,41 @@ func TestAutostartStartsInTheTray(t *testing.T) {
 		t.Errorf("turning it off: %v, still on: %v", err, a.Autostart())
 	}
 }
+
+// TestAuditAcrossARotation: right after the log rotated, the audit tab
+// still shows the newest entries, the older ones coming from FILE.1.
+func TestAuditAcrossARotation(t *testing.T) {
+	te := newTestEnv(t)
+	a := newTestApp(t, te)
+	path := a.AuditPath("acme")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	lines := func(from, to int) []byte {
+		var b []byte
+		for i := from; i <= to; i++ {
+			b = fmt.Appendf(b, `{"time":"2026-11-26T10:00:%02dZ","event":"request","server":"acme","method":"tools/call","tool":"t%d","outcome":"ok"}`+"\n", i, i)
+		}
+		return b
+	}
+	if err := os.WriteFile(path+".1", lines(1, 8), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, lines(9, 10), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	es, err := a.Audit("acme", 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Tool)
+	}
+	if strings.Join(got, ",") != "t6,t7,t8,t9,t10" {
+		t.Errorf("Audit(5) after a rotation = %v, want t6…t10 oldest first", got)
+	}
+	if es, _ := a.Audit("acme", 2); len(es) != 2 || es[0].Tool != "t9" {
+		t.Errorf("Audit(2) = %+v, want t9, t10 from the current file only", es)
+	}
+}

@@ -125,14 +125,34 @@ func (a *App) CheckPolicy(allow, deny []string, tools []string) ([]string, error
 // maxAuditTail bounds how much of an audit log Audit reads.
 const maxAuditTail = 4 << 20
 
-// Audit returns the newest n entries of a server's audit log, oldest first.
+// Audit returns the newest n entries of a server's audit log, oldest first
+// (n <= 0: all in the current file). Right after a rotation the current
+// file holds few entries; the rest come from the previous one (FILE.1).
 func (a *App) Audit(name string, n int) ([]AuditEntry, error) {
-	f, err := os.Open(a.AuditPath(name))
+	path := a.AuditPath(name)
+	out, err := readAuditTail(path, n)
+	if err != nil {
+		return nil, fmt.Errorf("read %s's audit log: %w", name, err)
+	}
+	if n > 0 && len(out) < n {
+		older, err := readAuditTail(path+".1", n-len(out))
+		if err != nil {
+			return nil, fmt.Errorf("read %s's audit log: %w", name, err)
+		}
+		out = append(older, out...)
+	}
+	return out, nil
+}
+
+// readAuditTail reads the newest n entries (n <= 0: all) of one audit log
+// file, oldest first; a missing file has none.
+func readAuditTail(path string, n int) ([]AuditEntry, error) {
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s's audit log: %w", name, err)
+		return nil, err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Size() > maxAuditTail {
@@ -158,7 +178,7 @@ func (a *App) Audit(name string, n int) ([]AuditEntry, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read %s's audit log: %w", name, err)
+		return nil, err
 	}
 	if n > 0 && len(out) > n {
 		out = out[len(out)-n:]
