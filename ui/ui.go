@@ -64,6 +64,7 @@ type UI struct {
 	ImportDialog *ImportDialog
 	SecretDialog *SecretDialog
 	LostDialog   *LostDialog
+	NoTrayDialog *NoTrayDialog
 
 	emptyBox *fyne.Container
 
@@ -75,6 +76,7 @@ type UI struct {
 	toggleErr map[string]string
 	autostart bool
 	quitting  bool
+	trayShown func() bool // whether the desktop shows the tray icon; nil: assume so
 
 	throttle  time.Duration
 	stopWatch func()
@@ -120,7 +122,7 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 	u.shortcuts()
 	// Closing the window ends the window process; the tray keeps Keyport
 	// and its proxies running.
-	u.Window.SetCloseIntercept(u.Quit)
+	u.Window.SetCloseIntercept(u.CloseWindow)
 	// Subscribe before the first read, so no change falls in between.
 	events, cancel := core.Subscribe()
 	u.stopWatch = cancel

@@ -24,6 +24,7 @@ import (
 	"keyport/app"
 	"keyport/app/instance"
 	"keyport/ui"
+	"keyport/ui/tray"
 )
 
 // ErrNoDisplay is returned when there is no graphical session to open a window in.
@@ -117,6 +118,7 @@ func RunWindow(core ui.Core, opts WindowOptions) error {
 	fa := fyneapp.NewWithID(app.AppID)
 	u := ui.New(fa, core)
 	defer u.Close()
+	u.SetTrayCheck(tray.HostShown)
 	if opts.Raise != nil {
 		go func() {
 			for range opts.Raise {
