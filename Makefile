@@ -12,6 +12,7 @@ SHELL        := /bin/bash
 
 GO           ?= go
 BIN          := bin/keyport
+CLI_BIN      := bin/keyport-cli
 TOOLS        := $(CURDIR)/.tools
 NODE_VERSION := 22.23.3
 NODE_DIR     := $(TOOLS)/node22
@@ -72,8 +73,10 @@ $(PEERS_DIR)/.installed: scripts/peers/package.json scripts/peers/package-lock.j
 BUILD_TAGS   := no_emoji
 
 ## build: build bin/keyport (cgo; the first build of fyne takes a few minutes)
+## and bin/keyport-cli (the CLI without the GUI, which stdio clients run)
 build: deps-apt
 	CGO_ENABLED=1 $(GO) build -tags $(BUILD_TAGS) -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -o $(CLI_BIN) ./cmd/keyport-cli
 
 ## run: install what is missing, build and start the app
 run: deps build
@@ -108,10 +111,7 @@ lint:
 
 ## package: a desktop package for the host OS (fyne package)
 package: deps-apt
-	mkdir -p dist
-	$(GO) run fyne.io/tools/cmd/fyne@v1.7.4 package --release --tags $(BUILD_TAGS) --src . --icon assets/icon.png
-	mv -f Keyport* dist/ 2>/dev/null || true
-	@ls -l dist
+	scripts/package.sh $(BUILD_TAGS) dist
 
 ## screenshot: run the app under Xvfb with a fixture catalog; PNGs go to screenshots/
 screenshot: deps build

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -434,5 +435,53 @@ func TestAuditAcrossARotation(t *testing.T) {
 	}
 	if es, _ := a.Audit("acme", 2); len(es) != 2 || es[0].Tool != "t9" {
 		t.Errorf("Audit(2) = %+v, want t9, t10 from the current file only", es)
+	}
+}
+
+// TestStdioEntriesRunTheLeanCLI: Claude Desktop's entry runs keyport-cli
+// when it sits next to the app's binary (half the memory per bridge), and
+// the app's binary when a package lacks it or it is not executable.
+func TestStdioEntriesRunTheLeanCLI(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mode os.FileMode // keyport-cli's mode; 0: absent
+		want string
+	}{
+		{"next to the app", 0o755, "keyport-cli"},
+		{"absent", 0, "keyport"},
+		{"not executable", 0o644, "keyport"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			te := newTestEnv(t)
+			bin := filepath.Join(te.home, "opt", "bin")
+			if err := os.MkdirAll(bin, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			te.opts.Executable = filepath.Join(bin, "keyport")
+			if c.mode != 0 {
+				if err := os.WriteFile(filepath.Join(bin, "keyport-cli"), []byte("#!/bin/sh\n"), c.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeServers(t, te, serversYAML("  - name: acme\n    url: https://acme.example.com/mcp\n"))
+			a := newTestApp(t, te)
+			if _, err := a.ApplyClient("claude", "acme", true); err != nil {
+				t.Fatal(err)
+			}
+			var cfg struct {
+				MCPServers map[string]struct {
+					Command string
+					Args    []string
+				} `json:"mcpServers"`
+			}
+			body, err := os.ReadFile(filepath.Join(te.home, ".config", "Claude", "claude_desktop_config.json"))
+			if err != nil || json.Unmarshal(body, &cfg) != nil {
+				t.Fatalf("claude config: %v\n%s", err, body)
+			}
+			e := cfg.MCPServers["keyport-acme"]
+			if want := filepath.Join(bin, c.want); e.Command != want || strings.Join(e.Args, " ") != "connect acme" {
+				t.Errorf("entry runs %q %v, want %q connect acme", e.Command, e.Args, want)
+			}
+		})
 	}
 }

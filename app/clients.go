@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -41,7 +42,8 @@ func (a *App) clientEnv() clientcfg.Env {
 
 // want is what Keyport writes into a client for a server: the URL of its
 // persistent local proxy (remote-capable clients), or a stdio entry running
-// `keyport connect NAME` by absolute path (Claude Desktop). The proxy's port
+// `keyport-cli connect NAME` by absolute path (Claude Desktop; see
+// bridgeExe). The proxy's port
 // is reserved now if it has none yet, so the entry stays right across
 // restarts.
 func (a *App) want(server string) (clientcfg.Want, error) {
@@ -56,7 +58,7 @@ func (a *App) want(server string) (clientcfg.Want, error) {
 func (a *App) wantOn(server string, port int) clientcfg.Want {
 	w := clientcfg.Want{
 		Server:  server,
-		Command: a.exe,
+		Command: a.bridgeExe(),
 		Args:    []string{"connect", server},
 		// GUI-launched clients strip the environment: tell the bridge
 		// where the config is rather than hoping HOME leads there.
@@ -66,6 +68,22 @@ func (a *App) wantOn(server string, port int) clientcfg.Want {
 		w.URL = localURL(port)
 	}
 	return w
+}
+
+// bridgeExe is the binary stdio clients run for `connect`: keyport-cli when
+// it sits next to this binary (a bridge then needs about half the memory
+// and start-up, and an AI client runs one per server for hours), this
+// binary otherwise (a package that lacks it still works).
+func (a *App) bridgeExe() string {
+	name := "keyport-cli" // cmd/keyport-cli
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	lean := filepath.Join(filepath.Dir(a.exe), name)
+	if fi, err := os.Stat(lean); err == nil && fi.Mode().IsRegular() && (runtime.GOOS == "windows" || fi.Mode().Perm()&0o111 != 0) {
+		return lean
+	}
+	return a.exe
 }
 
 // reservePort returns the port recorded for a server's proxy, picking and

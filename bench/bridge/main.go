@@ -5,8 +5,12 @@
 //	direct      a go-sdk client over HTTP, no hop (the ceiling)
 //	hop         a go-sdk client over HTTP through a bare httputil.ReverseProxy
 //	            in its own process (the floor for any extra hop)
-//	keyport     a go-sdk client over stdio through `keyport connect` (bin/keyport)
-//	lean        the same bridge in a binary without the GUI toolkit
+//	keyport     a go-sdk client over stdio through `keyport-cli connect`
+//	            (bin/keyport-cli: what Keyport writes into stdio clients)
+//	keyport-app the same through the app's binary (bin/keyport, with the GUI
+//	            toolkit linked: the fallback when keyport-cli is missing)
+//	lean        the bridge engine alone (proxymgr/bridge), without Keyport's
+//	            CLI around it
 //	mcp-remote  a go-sdk client over stdio through npm mcp-remote (Node 22)
 //
 // All of them talk to one in-process go-sdk server (stateful, event-stream
@@ -15,7 +19,7 @@
 // tools/list answer), sequential tools/call throughput, and the peak RSS of
 // the bridge (or hop) process.
 //
-//	go run ./bench/bridge -keyport bin/keyport -rounds 7
+//	make build && go run ./bench/bridge -rounds 7
 package main
 
 import (
@@ -55,7 +59,8 @@ func main() {
 		}
 	}
 	var (
-		keyport  = flag.String("keyport", "bin/keyport", "the keyport binary to benchmark (empty: skip)")
+		keyport  = flag.String("keyport", "bin/keyport-cli", "the binary stdio clients run for connect (keyport-cli; empty: skip)")
+		app      = flag.String("app", "bin/keyport", "the app's binary, whose connect is the fallback when keyport-cli is missing (empty: skip)")
 		rounds   = flag.Int("rounds", 7, "rounds; each runs every contender once, in rotating order")
 		duration = flag.Duration("duration", 3*time.Second, "length of each throughput run")
 		starts   = flag.Int("starts", 3, "start-up samples per contender per round")
@@ -84,16 +89,21 @@ func main() {
 	contenders = append(contenders, contender{name: "hop", hop: true, cmd: func() *exec.Cmd {
 		return exec.Command(self, "child-hop", upstreamURL)
 	}})
-	if *keyport != "" {
-		if abs, err := filepath.Abs(*keyport); err == nil {
-			if _, err := os.Stat(abs); err == nil {
-				contenders = append(contenders, contender{name: "keyport", cmd: func() *exec.Cmd {
-					return exec.Command(abs, "connect", "bench", "--url", upstreamURL)
-				}})
-			} else {
-				log.Printf("skipping keyport: %v (run make build, or pass -keyport)", err)
-			}
+	for _, k := range []struct{ name, bin string }{{"keyport", *keyport}, {"keyport-app", *app}} {
+		if k.bin == "" {
+			continue
 		}
+		abs, err := filepath.Abs(k.bin)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			log.Printf("skipping %s: %v (run make build, or pass -keyport / -app)", k.name, err)
+			continue
+		}
+		contenders = append(contenders, contender{name: k.name, cmd: func() *exec.Cmd {
+			return exec.Command(abs, "connect", "bench", "--url", upstreamURL)
+		}})
 	}
 	contenders = append(contenders, contender{name: "lean", cmd: func() *exec.Cmd {
 		return exec.Command(self, "child-bridge", upstreamURL)
@@ -303,7 +313,7 @@ func report(cs []contender) {
 	w.Flush()
 	fmt.Println()
 	for _, c := range cs {
-		if c.name != "keyport" && c.name != "lean" {
+		if c.name != "keyport" && c.name != "keyport-app" && c.name != "lean" {
 			continue
 		}
 		fmt.Printf("%s:\n", c.name)
