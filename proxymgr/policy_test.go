@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -208,5 +209,43 @@ func TestToolsListChangedFilteredAgain(t *testing.T) {
 	names := toolNames(res)
 	if !slices.Contains(names, "shiny") || slices.Contains(names, "added_secret") || slices.Contains(names, "delete_repo") {
 		t.Fatalf("after list_changed: %v", names)
+	}
+}
+
+// TestOversizedToolsListFailsClosed: a tools/list answer too large for the
+// proxy to filter (above MaxInspectBytes, in an event stream) never reaches
+// the client unfiltered: it gets a JSON-RPC error saying why, the session
+// goes on, and a large answer to anything else still streams through.
+func TestOversizedToolsListFailsClosed(t *testing.T) {
+	t.Parallel()
+	srv := mcp.NewServer(&mcp.Implementation{Name: "big-lister", Version: "1"}, nil)
+	long := strings.Repeat("a very long tool description ", 40) // ~1.2 KB
+	for i := range 150 {
+		name := fmt.Sprintf("tool_%03d", i)
+		if i == 77 {
+			name = "delete_everything"
+		}
+		mcp.AddTool(srv, &mcp.Tool{Name: name, Description: long}, func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: strings.Repeat("x", 200<<10)}}}, nil, nil
+		})
+	}
+	up := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	t.Cleanup(up.Close)
+	p := startProxy(t, Config{Upstream: up.URL, MaxInspectBytes: 64 << 10, Policy: ToolPolicy{Deny: []string{"delete_*"}}})
+	cs := connect(t, p.URL(), nil, "2025-11-25")
+	res, err := cs.ListTools(ctxT(t), nil)
+	if err == nil {
+		if slices.Contains(toolNames(res), "delete_everything") {
+			t.Fatal("an oversized tools/list reached the client unfiltered, with a denied tool")
+		}
+		t.Fatalf("an oversized tools/list was answered with %d tools; want an error", len(res.Tools))
+	}
+	if !strings.Contains(err.Error(), "too large for Keyport to apply the tool policy") {
+		t.Errorf("error = %v", err)
+	}
+	// The session goes on; a large tools/call answer is not a tools/list.
+	r, err := cs.CallTool(ctxT(t), &mcp.CallToolParams{Name: "tool_001", Arguments: map[string]any{}})
+	if err != nil || len(resultText(t, r)) != 200<<10 {
+		t.Fatalf("a large tools/call answer after the refused list: %v", err)
 	}
 }

@@ -488,6 +488,76 @@ func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
+// failOversized handles a held SSE event grown past what the proxy can
+// inspect. When its beginning shows it answers a tools/list the policy
+// filters, the request is completed as failed and failOversized returns the
+// event to send instead (the same event id, a JSON-RPC error); otherwise
+// nil, and the event passes through.
+func (rc *respCtx) failOversized(held []byte) []byte {
+	head, data := splitEventHead(held)
+	id := leadingID(data)
+	key, ok := idKey(id)
+	if !ok || !(rc.local.peekFilter(key) || rc.sess != nil && rc.sess.tr.peekFilter(key)) {
+		return nil
+	}
+	pr := rc.take(key)
+	if pr == nil {
+		return nil
+	}
+	p := rc.p
+	msg := fmt.Sprintf("%s: the tools/list answer is larger than %d bytes, too large for Keyport to apply the tool policy", p.name, p.cfg.MaxInspectBytes)
+	p.log.Error("a tools/list answer was too large to filter; the client got an error instead", "limit", p.cfg.MaxInspectBytes)
+	answer := rpcError(id, codeInternalError, msg)
+	m, _ := parseMessage(answer)
+	rc.complete(pr, &m)
+	out := append([]byte(nil), head...)
+	out = append(out, "data: "...)
+	out = append(out, answer...)
+	return append(out, "\n\n"...)
+}
+
+// splitEventHead splits the start of a raw SSE event into its lines before
+// the first data line (id, event: kept for the replacement) and the first
+// data line's value (as much of it as is there).
+func splitEventHead(raw []byte) (head, data []byte) {
+	for len(raw) > 0 {
+		line, rest, _ := bytes.Cut(raw, []byte("\n"))
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+			return head, bytes.TrimPrefix(v, []byte(" "))
+		}
+		if len(line) > 0 && line[0] != ':' {
+			head = append(append(head, line...), '\n')
+		}
+		raw = rest
+	}
+	return head, nil
+}
+
+// leadingID finds the "id" of a JSON-RPC object from the beginning of its
+// text, walking the top-level members that come before it (a server that
+// writes the result first hides it: nil).
+func leadingID(prefix []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(prefix))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil
+		}
+		if k == "id" {
+			return v
+		}
+	}
+	return nil
+}
+
 // pumpSSE copies the stream. It returns nil at the upstream's EOF,
 // errClientGone when the client cannot be written to, or the read error.
 func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reader, rc *respCtx) error {
@@ -502,6 +572,10 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 		holding bool
 		dirty   bool // written since the last flush
 		werr    error
+		// dropped is set while the rest of an oversized event that answers
+		// a filtered tools/list is discarded; what replaces it is sent when
+		// the event ends.
+		dropped []byte
 	)
 	write := func(b []byte) {
 		if werr != nil || len(b) == 0 {
@@ -523,15 +597,24 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 		}
 	}
 	emit := func(b []byte) {
+		if dropped != nil {
+			return
+		}
 		if !holding {
 			write(b)
 			return
 		}
 		held = append(held, b...)
 		if len(held) > holdLimit {
-			p.log.Error("an SSE event is too large to hold for the tool policy; passing it through", "limit", holdLimit)
-			write(held)
-			held, holding = nil, false
+			if repl := rc.failOversized(held); repl != nil {
+				// It answers a tools/list the policy must filter: fail
+				// closed rather than show the client denied tools.
+				dropped = repl
+			} else {
+				p.log.Error("an SSE event is too large to hold for the tool policy; passing it through", "limit", holdLimit)
+				write(held)
+			}
+			held, holding = held[:0], false
 		}
 	}
 	for {
@@ -545,6 +628,12 @@ func (p *Proxy) pumpSSE(w io.Writer, ctl *http.ResponseController, body io.Reade
 			}, func(i int, ev *sseEvent) {
 				emit(chunk[seg:i])
 				seg = i
+				if dropped != nil {
+					write(dropped)
+					dropped = nil
+					flush()
+					return
+				}
 				if holding {
 					out := held
 					if ev.hasData && !ev.overflow {
