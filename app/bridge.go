@@ -39,7 +39,7 @@ type BridgeTarget struct {
 // servers.yaml as the app's proxies do. When the tray app's proxy goes away
 // later, the target fails over to a proxy of this process. What happens is
 // logged on log (the bridge's own logger; nil means the app's).
-func (a *App) BridgeTarget(ctx context.Context, name string, log *slog.Logger) (BridgeTarget, error) {
+func (a *App) BridgeTarget(name string, log *slog.Logger) (BridgeTarget, error) {
 	if log == nil {
 		log = a.log
 	}
@@ -114,25 +114,24 @@ func (o *ownProxy) start() (string, error) {
 		cur, curErr := w.Current()
 		o.a.setCatalog(cur, curErr)
 	}
-	cfg, err := o.config(o.port)
-	if err == nil {
-		err = cfg.Check()
-	}
-	if err != nil {
+	fail := func(err error) (string, error) {
 		cancel()
 		if w != nil {
 			w.Close()
 		}
 		return "", err
 	}
+	cfg, err := o.config(o.port)
+	if err == nil {
+		err = cfg.Check()
+	}
+	if err != nil {
+		return fail(err)
+	}
 	mgr := proxymgr.NewManager(proxymgr.ManagerOptions{Logger: o.log})
 	st, err := mgr.Start(ctx, cfg)
 	if err != nil {
-		cancel()
-		if w != nil {
-			w.Close()
-		}
-		return "", fmt.Errorf("start %s's proxy: %w", o.name, err)
+		return fail(fmt.Errorf("start %s's proxy: %w", o.name, err))
 	}
 	o.mgr, o.url, o.cancel, o.done = mgr, st.URL, cancel, make(chan struct{})
 	if w == nil {

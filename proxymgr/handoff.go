@@ -116,17 +116,14 @@ var errNoSocket = errors.New("no socket to take over")
 
 // startAfter starts p on old's socket and makes it the socket's current
 // proxy and owner; old's Shutdown afterwards only finishes its own
-// requests. p listens on old's port (Config.Port must be zero or equal).
-// It returns errNoSocket when old is not serving.
+// requests, and p listens on old's port. It returns errNoSocket when old is
+// not serving.
 func (p *Proxy) startAfter(ctx context.Context, old *Proxy) error {
 	old.mu.Lock()
 	sock, serving := old.sock, old.sock != nil && !old.stopping && old.ownsSock
 	old.mu.Unlock()
 	if !serving {
 		return errNoSocket
-	}
-	if port := sock.ln.Addr().(*net.TCPAddr).Port; p.cfg.Port != 0 && p.cfg.Port != port {
-		return fmt.Errorf("%s: a successor must listen on port %d, not %d", p.name, port, p.cfg.Port)
 	}
 	p.inherit = sock
 	// The clients' sessions go on: the successor knows how each began (to

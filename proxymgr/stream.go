@@ -388,8 +388,7 @@ func (p *Proxy) relayJSON(w http.ResponseWriter, resp *http.Response, rc *respCt
 	}
 	if int64(len(buf)) > lim {
 		if rc.ownFilter() {
-			rc.answerAll(w, http.StatusOK, codeInternalError, fmt.Sprintf(
-				"%s: the tools/list answer is larger than %d bytes, too large for Keyport to apply the tool policy", p.name, lim), audit.OutcomeError)
+			rc.answerAll(w, http.StatusOK, codeInternalError, p.tooLargeToFilter(), audit.OutcomeError)
 			return
 		}
 		rc.finishLocal(audit.OutcomeOK, "")
@@ -488,6 +487,12 @@ func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
 
+// tooLargeToFilter is what a client reads when a tools/list answer is too
+// large for the proxy to apply the tool policy (it fails closed).
+func (p *Proxy) tooLargeToFilter() string {
+	return fmt.Sprintf("%s: the tools/list answer is larger than %d bytes, too large for Keyport to apply the tool policy", p.name, p.cfg.MaxInspectBytes)
+}
+
 // failOversized handles a held SSE event grown past what the proxy can
 // inspect. When its beginning shows it answers a tools/list the policy
 // filters, the request is completed as failed and failOversized returns the
@@ -505,9 +510,8 @@ func (rc *respCtx) failOversized(held []byte) []byte {
 		return nil
 	}
 	p := rc.p
-	msg := fmt.Sprintf("%s: the tools/list answer is larger than %d bytes, too large for Keyport to apply the tool policy", p.name, p.cfg.MaxInspectBytes)
 	p.log.Error("a tools/list answer was too large to filter; the client got an error instead", "limit", p.cfg.MaxInspectBytes)
-	answer := rpcError(id, codeInternalError, msg)
+	answer := rpcError(id, codeInternalError, p.tooLargeToFilter())
 	m, _ := parseMessage(answer)
 	rc.complete(pr, &m)
 	out := append([]byte(nil), head...)

@@ -209,18 +209,12 @@ func (p *Proxy) reinit(ctx context.Context, r *http.Request, sess *session, used
 	if len(h2["Accept"]) == 0 {
 		h2.Set("Accept", "application/json, text/event-stream")
 	}
-	req2, err := p.newUpstreamRequest(ctx, h2, http.MethodPost, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), newID)
+	status, err := p.postQuietly(ctx, h2, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`), newID)
 	if err != nil {
 		return "", err
 	}
-	resp2, err := p.send(req2, []byte(`{"jsonrpc":"2.0","method":"notifications/initialized"}`))
-	if err != nil {
-		return "", err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp2.Body, 64<<10))
-	resp2.Body.Close()
-	if resp2.StatusCode/100 != 2 {
-		return "", &restoreError{fmt.Sprintf("notifications/initialized answered %d", resp2.StatusCode)}
+	if status/100 != 2 {
+		return "", &restoreError{fmt.Sprintf("notifications/initialized answered %d", status)}
 	}
 	replayed := p.replayState(ctx, sess, newID, h2)
 	sess.mu.Lock()
@@ -235,6 +229,23 @@ func (p *Proxy) reinit(ctx context.Context, r *http.Request, sess *session, used
 	return newID, nil
 }
 
+// postQuietly POSTs body to the upstream on session sid for the proxy's
+// own bookkeeping (re-initializing a session): the answer is read (up to
+// 64 KiB) and dropped; its status is returned.
+func (p *Proxy) postQuietly(ctx context.Context, h http.Header, body []byte, sid string) (int, error) {
+	req, err := p.newUpstreamRequest(ctx, h, http.MethodPost, body, sid)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := p.send(req, body)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
 // replayState sends the upstream's new session newID what the client had
 // set on the old one (its log level, its resource subscriptions), so
 // notifications keep coming as the client expects. Failures are logged:
@@ -247,16 +258,9 @@ func (p *Proxy) replayState(ctx context.Context, sess *session, newID string, h 
 			body = fmt.Appendf(body, `,"params":%s`, params[i])
 		}
 		body = append(body, '}')
-		req, err := p.newUpstreamRequest(ctx, h, http.MethodPost, body, newID)
-		if err == nil {
-			var resp *http.Response
-			if resp, err = p.send(req, body); err == nil {
-				_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-				resp.Body.Close()
-				if resp.StatusCode/100 != 2 {
-					err = fmt.Errorf("answered %d", resp.StatusCode)
-				}
-			}
+		status, err := p.postQuietly(ctx, h, body, newID)
+		if err == nil && status/100 != 2 {
+			err = fmt.Errorf("answered %d", status)
 		}
 		if err != nil {
 			p.log.Warn("could not restore the client's "+method+" on the re-initialized session", "session", sess.id, "err", err)

@@ -89,7 +89,7 @@ value: connect reads VAR from its environment.`,
 				if err != nil {
 					return err
 				}
-				target, err := app.BridgeTarget(cmd.Context(), a[0], log)
+				target, err := app.BridgeTarget(a[0], log)
 				if err != nil {
 					return err
 				}

@@ -366,10 +366,9 @@ func (w *Writer) rotate(need int64) {
 		defer w.lock.Unlock()
 	}
 	// (Without the lock file, rotating alone is still better than growing
-	// without bound.)
-	if w.followRotation() && w.size+need <= w.cfg.MaxBytes {
-		return
-	}
+	// without bound.) Another writer may have rotated already: then the
+	// file to check is the new one.
+	w.followRotation()
 	if st, err := w.f.Stat(); err == nil && st.Size()+need <= w.cfg.MaxBytes {
 		w.size = st.Size()
 		return
@@ -392,16 +391,15 @@ func (w *Writer) rotate(need int64) {
 }
 
 // followRotation reopens FILE when the file this writer has open is no
-// longer it (another process rotated it, or it was deleted), and reports
-// whether it did.
-func (w *Writer) followRotation() bool {
+// longer it (another process rotated it, or it was deleted).
+func (w *Writer) followRotation() {
 	if w.f == nil {
-		return false
+		return
 	}
 	cur, err := os.Stat(w.cfg.File)
 	if err == nil {
 		if mine, err := w.f.Stat(); err == nil && os.SameFile(cur, mine) {
-			return false
+			return
 		}
 	}
 	w.flush()
@@ -409,7 +407,5 @@ func (w *Writer) followRotation() bool {
 	w.f = nil
 	if err := w.open(); err != nil {
 		w.err = err
-		return false
 	}
-	return true
 }
