@@ -115,6 +115,13 @@ func (p *Proxy) checkLocal(w http.ResponseWriter, r *http.Request) bool {
 			"forbidden: Host %q is not this proxy (%s); Keyport serves local clients only (DNS rebinding protection)", r.Host, p.Addr()))
 		return false
 	}
+	if origins := r.Header.Values("Origin"); len(origins) > 1 {
+		// Only the first would be checked, and a server or a browser may
+		// believe another: refuse the request, as net/http does two Hosts.
+		p.reject(w, http.StatusForbidden, nil, codeInvalidRequest, fmt.Sprintf(
+			"forbidden: the request has %d Origin headers; send at most one", len(origins)))
+		return false
+	}
 	if o := r.Header.Get("Origin"); o != "" && !p.originAllowed(o) {
 		p.reject(w, http.StatusForbidden, nil, codeInvalidRequest, fmt.Sprintf(
 			"forbidden: Origin %q may not use this proxy; only loopback origins (or those allowed in Keyport) may", o))
@@ -251,20 +258,22 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		m := &msgs[i]
 		p.requests.Add(1)
 		if errs[i] != nil {
-			id := m.id
-			if errors.Is(errs[i], errDuplicateKey) {
-				id = nil // which id the server would read is ambiguous
-			}
-			p.errs.Add(1)
-			local = append(local, rpcError(id, codeInvalidRequest, "invalid request: "+errs[i].Error()+"; send each key once, in the spec's case"))
+			local = append(local, p.refuseAmbiguous(m, errs[i], sess, ci, now))
 			continue
 		}
-		allBad = false
-		if m.isRequest() && m.method == "tools/call" {
-			if tool, ok := paramString(m.params, "name"); ok && !p.pol.Allowed(tool) {
-				local = append(local, p.deny(m, tool, sess, ci, now))
+		if !batch {
+			if err := checkStandardHeaders(r.Header, m); err != nil {
+				local = append(local, p.refuse(m, "", sess, ci, now, codeInvalidRequest, "invalid request: "+err.Error()))
 				continue
 			}
+		}
+		answer, invalid := p.gate(m, sess, ci, now)
+		if !invalid {
+			allBad = false
+		}
+		if answer != nil {
+			local = append(local, answer)
+			continue
 		}
 		fwd = append(fwd, m.raw)
 		switch {
@@ -529,6 +538,10 @@ func (p *Proxy) auditRequest(pr *pendingReq, outcome, errText string, d time.Dur
 // serveOther forwards GET (the standalone SSE stream), DELETE (session end)
 // and any other method, streaming the body both ways.
 func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
+	if !p.checkBodiless(w, r) {
+		return
+	}
+	var body []byte // only POSTs carry messages, and they are inspected
 	sid := r.Header.Get(headerSessionID)
 	sess := p.sessions.get(sid)
 	ctx := r.Context()
@@ -544,16 +557,6 @@ func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
 	}
 	if sess != nil {
 		sess.touch(time.Now())
-	}
-	var body []byte
-	if r.ContentLength != 0 && r.Method != http.MethodGet {
-		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.cfg.MaxBodyBytes))
-		if err != nil {
-			p.reject(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, fmt.Sprintf("request body is above the %d-byte limit", p.cfg.MaxBodyBytes))
-			return
-		}
-		body = b
-		p.bytesIn.Add(int64(len(b)))
 	}
 	rc := &respCtx{p: p, sess: sess, sid: sid, local: &tracker{}}
 	resp, usedSID, err := p.roundTrip(ctx, r, r.Method, body, sess)
@@ -592,6 +595,34 @@ func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	p.respond(w, r, resp, rc)
+}
+
+// checkBodiless admits the methods of the streamable HTTP transport besides
+// POST (GET opens a stream, DELETE ends a session; HEAD and OPTIONS are
+// harmless) and only without a body: a body on any of them is never
+// inspected, so it must not reach a server that might read it as a message.
+func (p *Proxy) checkBodiless(w http.ResponseWriter, r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodDelete, http.MethodHead, http.MethodOptions:
+	default:
+		w.Header().Set("Allow", "GET, POST, DELETE")
+		p.reject(w, http.StatusMethodNotAllowed, nil, codeInvalidRequest, fmt.Sprintf(
+			"method %s is not part of MCP's streamable HTTP transport; use POST, GET or DELETE", r.Method))
+		return false
+	}
+	if r.ContentLength > 0 || (r.ContentLength < 0 && bodyNotEmpty(r.Body)) {
+		p.reject(w, http.StatusBadRequest, nil, codeInvalidRequest, fmt.Sprintf(
+			"a %s request must not have a body; MCP messages are POSTed", r.Method))
+		return false
+	}
+	return true
+}
+
+// bodyNotEmpty reports whether a body of unknown length has a byte.
+func bodyNotEmpty(b io.Reader) bool {
+	var one [1]byte
+	n, _ := io.ReadFull(b, one[:])
+	return n > 0
 }
 
 func (p *Proxy) addStream(c *context.CancelFunc) bool {

@@ -128,36 +128,72 @@ func unquote(raw []byte) (string, bool) {
 	return s, true
 }
 
-// foldKey maps s to a canonical case-folded form: two strings have the same
-// foldKey exactly when strings.EqualFold reports them equal.
+// foldKey is the one canonical form of an object key: two keys have the
+// same foldKey exactly when strings.EqualFold reports them equal (they are
+// equal rune by rune up to Unicode simple case folding, which is also how
+// Go's encoding/json matches keys to fields). Every key comparison of the
+// proxy goes through it: the duplicate check, lookups and the spelling rule.
+//
+// Each rune maps to one representative of its fold orbit: the lower-case
+// ASCII letter when the orbit holds one ("ſ" U+017F and "S" fold to "s",
+// the Kelvin sign U+212A to "k"), else the orbit's smallest rune. A key of
+// lower-case ASCII is its own foldKey, without allocating.
 func foldKey(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		if c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
 			break
 		}
+		i++
 	}
-	if ascii {
-		return strings.ToLower(s)
+	if i == len(s) {
+		return s
 	}
 	var b strings.Builder
-	for _, r := range s {
-		min := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			if f < min {
-				min = f
-			}
-		}
-		b.WriteRune(min)
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		b.WriteRune(foldRune(r))
 	}
 	return b.String()
+}
+
+// foldRune is the representative of r's case-fold orbit (see foldKey).
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			r += 'a' - 'A'
+		}
+		return r
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
+	}
+	if least < utf8.RuneSelf { // an orbit with an ASCII letter: its lower case
+		return foldRune(least)
+	}
+	return least
 }
 
 // scanObject splits the JSON object in b into its members. It rejects keys
 // that are equal ignoring case. b must be a complete value (callers check
 // json.Valid first; scanObject still never panics on bad input).
 func scanObject(b []byte) ([]member, error) {
+	ms, err := scanMembers(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDuplicates(ms); err != nil {
+		return nil, err
+	}
+	return ms, nil
+}
+
+// scanMembers splits the JSON object in b into its members, duplicates and
+// all (scanObject is the checked form).
+func scanMembers(b []byte) ([]member, error) {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, errNotObject
@@ -199,18 +235,20 @@ func scanObject(b []byte) ([]member, error) {
 		}
 		i = skipSpace(b, i+1)
 	}
-	if err := checkDuplicates(ms); err != nil {
-		return nil, err
-	}
 	return ms, nil
 }
 
+// checkDuplicates rejects two keys with the same foldKey. Small objects
+// (every JSON-RPC message and its params) compare their folded keys pairwise
+// without a map; larger ones use a map of the same folded keys.
 func checkDuplicates(ms []member) error {
 	if len(ms) <= 8 {
+		var folded [8]string
 		for i := range ms {
-			for j := i + 1; j < len(ms); j++ {
-				if ms[i].key == ms[j].key || strings.EqualFold(ms[i].key, ms[j].key) {
-					return &dupKeyError{ms[i].key, ms[j].key}
+			folded[i] = foldKey(ms[i].key)
+			for j := range i {
+				if folded[j] == folded[i] {
+					return &dupKeyError{ms[j].key, ms[i].key}
 				}
 			}
 		}
@@ -227,10 +265,12 @@ func checkDuplicates(ms []member) error {
 	return nil
 }
 
-// lookup returns the value of the member whose key equals name ignoring case.
+// lookup returns the value of the member whose key equals name up to case
+// (foldKey). Objects that passed scanObject hold at most one such member.
 func lookup(ms []member, name string) ([]byte, bool) {
+	want := foldKey(name)
 	for _, m := range ms {
-		if strings.EqualFold(m.key, name) {
+		if foldKey(m.key) == want {
 			return m.val, true
 		}
 	}
@@ -291,37 +331,141 @@ func (m *message) isResponse() bool {
 	return !m.hasMethod && m.id != nil && (m.result != nil || m.errVal != nil)
 }
 
-// parseMessage splits one JSON-RPC message object.
+// Keys the proxy acts on, by foldKey, in the spec's spelling. A message (or
+// its params) that spells one of them any other way is refused: servers
+// disagree on how to read it (the SDKs in Go, TypeScript and Python match
+// keys exactly, Go's encoding/json ignores case), so the proxy could check
+// one reading while the server runs another.
+var (
+	messageKeys = spellings("jsonrpc", "id", "method", "params", "result", "error")
+	paramKeys   = spellings("name", "arguments", "uri", "cursor", "_meta", "protocolVersion", "clientInfo")
+)
+
+func spellings(keys ...string) map[string]string {
+	m := make(map[string]string, len(keys))
+	for _, k := range keys {
+		m[foldKey(k)] = k
+	}
+	return m
+}
+
+// spellingError is a key that equals one the proxy acts on only up to case.
+type spellingError struct{ got, want string }
+
+func (e *spellingError) Error() string {
+	return fmt.Sprintf("key %q must be spelled %q", e.got, e.want)
+}
+
+func (e *spellingError) Is(target error) bool { return target == errDuplicateKey }
+
+// checkSpelling refuses a member whose key folds to one of keys but is
+// spelled differently.
+func checkSpelling(ms []member, keys map[string]string) error {
+	for _, m := range ms {
+		if want, ok := keys[foldKey(m.key)]; ok && m.key != want {
+			return &spellingError{m.key, want}
+		}
+	}
+	return nil
+}
+
+// parseMessage splits one JSON-RPC message object. It refuses, as
+// errDuplicateKey, any message a server could read differently from the
+// proxy: two keys equal up to case, at the top or in params, or a key the
+// proxy acts on in another spelling ("Method", "paramſ").
 func parseMessage(raw []byte) (message, error) {
 	ms, err := scanObject(raw)
 	if err != nil {
 		return message{raw: raw}, err
 	}
 	m := message{raw: raw}
+	if err := checkSpelling(ms, messageKeys); err != nil {
+		return m, err
+	}
 	for _, mb := range ms {
-		switch {
-		case strings.EqualFold(mb.key, "id"):
+		switch mb.key {
+		case "id":
 			m.id = mb.val
-		case strings.EqualFold(mb.key, "method"):
+		case "method":
 			m.hasMethod = true
 			if s, ok := unquote(mb.val); ok {
 				m.method = s
 			}
-		case strings.EqualFold(mb.key, "params"):
+		case "params":
 			m.params = mb.val
-		case strings.EqualFold(mb.key, "result"):
+		case "result":
 			m.result = mb.val
-		case strings.EqualFold(mb.key, "error"):
+		case "error":
 			m.errVal = mb.val
 		}
 	}
 	if m.params != nil && m.params[0] == '{' {
 		// The server must read params the same way too ("name" vs "Name").
-		if _, err := scanObject(m.params); err != nil {
+		pms, err := scanObject(m.params)
+		if err == nil {
+			err = checkSpelling(pms, paramKeys)
+		}
+		if err != nil {
 			return m, fmt.Errorf("params: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// readings is what servers with different JSON libraries would take from an
+// ambiguous message: exact is the reading of libraries that match keys
+// exactly and let the last duplicate win (the MCP SDKs, Python, JavaScript),
+// folded that of Go's encoding/json (keys matched ignoring case, the last
+// match wins).
+type readings struct {
+	exact, folded reading
+}
+
+// reading is one way of reading a message's method and tool name.
+type reading struct {
+	method, tool string
+	ids          [][]byte
+}
+
+// readAmbiguous reads raw both ways, for the audit log and for matching an
+// ambiguous answer to its request. It never fails: what cannot be read
+// stays empty.
+func readAmbiguous(raw []byte) readings {
+	var rs readings
+	ms, err := scanMembers(raw)
+	if err != nil {
+		return rs
+	}
+	read := func(exact bool) reading {
+		var r reading
+		same := func(key, name string) bool {
+			if exact {
+				return key == name
+			}
+			return foldKey(key) == name
+		}
+		var params []byte
+		for _, m := range ms {
+			switch {
+			case same(m.key, "id"):
+				r.ids = append(r.ids, m.val)
+			case same(m.key, "method"):
+				r.method, _ = unquote(m.val)
+			case same(m.key, "params"):
+				params = m.val
+			}
+		}
+		if pms, err := scanMembers(params); err == nil {
+			for _, m := range pms {
+				if same(m.key, "name") {
+					r.tool, _ = unquote(m.val)
+				}
+			}
+		}
+		return r
+	}
+	rs.exact, rs.folded = read(true), read(false)
+	return rs
 }
 
 // parseMessages splits a JSON-RPC body: one message or a batch. Elements that

@@ -85,7 +85,10 @@ func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
 	}
 	one := func(raw []byte) []byte {
 		m, err := parseMessage(raw)
-		if err != nil || !m.isResponse() {
+		if err != nil {
+			return rc.refuseAmbiguousAnswer(raw, err)
+		}
+		if !m.isResponse() {
 			return nil
 		}
 		key, ok := idKey(m.id)
@@ -128,6 +131,33 @@ func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
 		return nil
 	}
 	return joinResponses(elems, true)
+}
+
+// refuseAmbiguousAnswer handles a server message the proxy cannot read
+// unambiguously (keys equal up to case). When it may answer a tools/list
+// the proxy must filter, under any reading of its id, that request is
+// answered with an error instead: the client must not read tools the proxy
+// could not check. Anything else passes as it came.
+func (rc *respCtx) refuseAmbiguousAnswer(raw []byte, why error) []byte {
+	rs := readAmbiguous(raw)
+	for _, id := range append(rs.exact.ids, rs.folded.ids...) {
+		key, ok := idKey(id)
+		if !ok || !(rc.local.peekFilter(key) || rc.sess != nil && rc.sess.tr.peekFilter(key)) {
+			continue
+		}
+		pr := rc.take(key)
+		if pr == nil {
+			continue
+		}
+		p := rc.p
+		p.log.Warn("refused an ambiguous tools/list answer", "err", why)
+		answer := rpcError(id, codeInternalError, fmt.Sprintf(
+			"%s: Keyport refused the server's tools/list answer: it can be read two ways (%v)", p.name, why))
+		m, _ := parseMessage(answer)
+		rc.complete(pr, &m)
+		return answer
+	}
+	return nil
 }
 
 // complete records the answer to a request: latency, counters, audit.

@@ -12,7 +12,10 @@
 //     ("^(get|list)_.*$"), in Go's RE2 syntax, matched against the whole name.
 //
 // Deny wins over allow; an empty allow list allows every tool that is not
-// denied. Matching is case-sensitive, as MCP tool names are.
+// denied. Allow patterns match case-sensitively, as MCP tool names are
+// compared; deny patterns ignore case (Unicode simple folding), because a
+// server that looks tools up ignoring case would run delete_repo for a call
+// of DELETE_REPO.
 package policy
 
 import (
@@ -31,13 +34,18 @@ type Policy struct {
 type matcher struct {
 	literal string
 	re      *regexp.Regexp // nil for a literal
+	fold    bool           // a literal matches ignoring case (regexps carry (?i))
 }
 
 func (m matcher) match(name string) bool {
-	if m.re == nil {
+	switch {
+	case m.re != nil:
+		return m.re.MatchString(name)
+	case m.fold:
+		return strings.EqualFold(name, m.literal)
+	default:
 		return name == m.literal
 	}
-	return m.re.MatchString(name)
 }
 
 // Compile validates and compiles allow and deny patterns. An error names the
@@ -45,10 +53,10 @@ func (m matcher) match(name string) bool {
 func Compile(allow, deny []string) (*Policy, error) {
 	p := &Policy{allowSrc: append([]string(nil), allow...), denySrc: append([]string(nil), deny...)}
 	var err error
-	if p.allow, err = compileList("allow", allow); err != nil {
+	if p.allow, err = compileList("allow", allow, false); err != nil {
 		return nil, err
 	}
-	if p.deny, err = compileList("deny", deny); err != nil {
+	if p.deny, err = compileList("deny", deny, true); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -64,10 +72,10 @@ func MustCompile(allow, deny []string) *Policy {
 	return p
 }
 
-func compileList(list string, patterns []string) ([]matcher, error) {
+func compileList(list string, patterns []string, fold bool) ([]matcher, error) {
 	out := make([]matcher, 0, len(patterns))
 	for i, pat := range patterns {
-		m, err := compilePattern(pat)
+		m, err := compilePattern(pat, fold)
 		if err != nil {
 			return nil, fmt.Errorf("tool policy: %s pattern %d %q: %w", list, i+1, pat, err)
 		}
@@ -76,28 +84,33 @@ func compileList(list string, patterns []string) ([]matcher, error) {
 	return out, nil
 }
 
-func compilePattern(pat string) (matcher, error) {
+// compilePattern compiles one pattern; fold makes it ignore case.
+func compilePattern(pat string, fold bool) (matcher, error) {
+	flags := ""
+	if fold {
+		flags = "(?i)"
+	}
 	switch {
 	case strings.TrimSpace(pat) == "":
 		return matcher{}, fmt.Errorf("empty pattern; give a tool name, a glob such as \"github_*\" or a regexp such as \"^get_.*$\"")
 	case strings.HasPrefix(pat, "^") && strings.HasSuffix(pat, "$") && len(pat) >= 2:
-		re, err := regexp.Compile(pat)
-		if err != nil {
+		if _, err := regexp.Compile(pat); err != nil {
 			return matcher{}, fmt.Errorf("invalid regular expression: %w", err)
 		}
+		re := regexp.MustCompile(flags + pat)
 		return matcher{re: re}, nil
 	case strings.ContainsAny(pat, "*?["):
 		expr, err := globToRegexp(pat)
 		if err != nil {
 			return matcher{}, err
 		}
-		re, err := regexp.Compile(expr)
+		re, err := regexp.Compile(flags + expr)
 		if err != nil {
 			return matcher{}, fmt.Errorf("invalid glob: %w", err)
 		}
 		return matcher{re: re}, nil
 	default:
-		return matcher{literal: pat}, nil
+		return matcher{literal: pat, fold: fold}, nil
 	}
 }
 

@@ -24,6 +24,12 @@ func TestAllowed(t *testing.T) {
 		{name: "deny wins over literal allow", allow: []string{"delete_repo"}, deny: []string{"^delete_.*$"}, no: []string{"delete_repo"}},
 		{name: "newline in name", allow: []string{"a*"}, yes: []string{"a\nb"}},
 		{name: "regexp anchored", deny: []string{"^rm$"}, yes: []string{"rmx", "xrm"}, no: []string{"rm"}},
+		// Deny ignores case (a server may look tools up ignoring it); allow does not.
+		{name: "deny literal folds", deny: []string{"rm"}, yes: []string{"rmx"}, no: []string{"RM", "Rm"}},
+		{name: "deny glob folds", deny: []string{"delete_*"}, yes: []string{"undelete_x"}, no: []string{"DELETE_repo", "Delete_X", "delete_Key"}},
+		{name: "deny regexp folds", deny: []string{"^drop_.*$"}, no: []string{"DROP_TABLE", "drop_ſchema"}},
+		{name: "deny class folds", deny: []string{"[a-c]x"}, no: []string{"AX", "Bx"}},
+		{name: "allow stays exact", allow: []string{"search", "get_*"}, yes: []string{"search", "get_x"}, no: []string{"SEARCH", "GET_x"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
