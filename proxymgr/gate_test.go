@@ -27,6 +27,7 @@ type gateProbe struct {
 	body   string            // %[1]s: the session id
 	want   int               // the status the client must get
 	code   string            // the JSON-RPC error code it must carry ("" : any)
+	text   string            // a text the answer must hold ("" : any)
 	// auditTool, when set, is the tool the audit log must name for the
 	// refused request: the one the server would have run.
 	auditTool string
@@ -62,6 +63,8 @@ func gateProbes() []gateProbe {
 		{name: "unrelated key beside name", body: call("3", `{"name":"echo","namex":1}`, ""), want: 200, code: ""}, // a control: other keys are fine
 		// The tool name must be readable, or the call does not pass.
 		{name: "escaped tool name", body: call("3", `{"name":"delete\u005frepo"}`, ""), want: 200, code: "-32602"},
+		{name: "tool name with NUL", body: call("3", `{"name":"delete_repo\u0000"}`, ""), want: 200, code: "-32602", text: "control characters"},
+		{name: "tool name with a leading space", body: call("3", `{"name":" delete_repo"}`, ""), want: 200, code: "-32602", text: "surrounding spaces"},
 		{name: "denied tool in upper case", body: call("3", `{"name":"DELETE_REPO"}`, ""), want: 200, code: "-32602"},
 		{name: "escaped method", body: `{"jsonrpc":"2.0","id":3,"method":"tools\/call","params":` + delParams + `}`, want: 200, code: "-32602"},
 		{name: "null id", body: call("null", delParams, ""), want: 200, code: "-32602"},
@@ -103,7 +106,7 @@ func TestGateProbes(t *testing.T) {
 	for _, pr := range gateProbes() {
 		before := len(up.recorded())
 		status, body := sendProbe(t, p, sid, pr)
-		if status != pr.want || (pr.code != "" && !strings.Contains(body, `"code":`+pr.code)) {
+		if status != pr.want || (pr.code != "" && !strings.Contains(body, `"code":`+pr.code)) || !strings.Contains(body, pr.text) {
 			t.Errorf("%s: got %d %.300s; want %d with code %s", pr.name, status, body, pr.want, pr.code)
 		}
 		for _, r := range up.recorded()[before:] {
