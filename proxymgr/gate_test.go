@@ -73,8 +73,8 @@ func gateProbes() []gateProbe {
 		{name: "no params", body: `{"jsonrpc":"2.0","id":3,"method":"tools/call"}`, want: 200, code: "-32602"},
 		{name: "as a notification", body: `{"jsonrpc":"2.0","method":"tools/call","params":` + delParams + `}`, want: 400, code: "-32600"},
 		// Standard headers a gateway may route on must match the body.
-		{name: "Mcp-Name of another tool", header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "delete_repo"}, body: call("3", echoParams, ""), want: 400, code: "-32600"},
-		{name: "Mcp-Method of another method", header: map[string]string{"Mcp-Method": "tools/list"}, body: call("3", echoParams, ""), want: 400, code: "-32600"},
+		{name: "Mcp-Name of another tool", header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "delete_repo"}, body: call("3", echoParams, ""), want: 400, code: "-32020"},
+		{name: "Mcp-Method of another method", header: map[string]string{"Mcp-Method": "tools/list"}, body: call("3", echoParams, ""), want: 400, code: "-32020"},
 		// Only POST bodies are inspected, so only POSTs may have one.
 		{name: "PUT with a message", method: http.MethodPut, body: call("3", delParams, ""), want: 405, code: "-32600"},
 		{name: "PATCH with a message", method: http.MethodPatch, body: call("3", delParams, ""), want: 405, code: "-32600"},

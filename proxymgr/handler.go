@@ -263,7 +263,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		}
 		if !batch {
 			if err := checkStandardHeaders(r.Header, m); err != nil {
-				local = append(local, p.refuse(m, "", sess, ci, now, codeInvalidRequest, "invalid request: "+err.Error()))
+				local = append(local, p.refuse(m, "", sess, ci, now, codeHeaderMismatch, "header mismatch: "+err.Error()))
 				continue
 			}
 		}
