@@ -96,7 +96,11 @@ func (p *Proxy) checkPeer(w http.ResponseWriter, r *http.Request) bool {
 	p.changed(false)
 	msg := msgForeignPeer
 	if v.Kind != peercred.Other {
-		msg = "forbidden: Keyport could not verify that this connection comes from the user this proxy belongs to (" + v.Err.Error() + ")"
+		why := "unknown reason"
+		if v.Err != nil {
+			why = v.Err.Error()
+		}
+		msg = "forbidden: Keyport could not verify that this connection comes from the user this proxy belongs to (" + why + ")"
 	}
 	if ok, suppressed := p.peers.admitLog(time.Now()); ok {
 		args := []any{"peer", v.String(), "client", r.RemoteAddr}

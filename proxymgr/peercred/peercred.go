@@ -195,8 +195,9 @@ func selfTest(m *method) error {
 
 // Check looks up the owner of the peer of a TCP connection accepted on
 // loopback: local is the accepted connection's local address (the
-// listener's side), remote its remote address (the client's socket).
-// Each call is one lookup; callers cache the verdict per connection.
+// listener's side), remote its remote address (the client's socket). A
+// client that is not on this machine has no socket here: Unknown. Each
+// call is one lookup; callers cache the verdict per connection.
 func Check(local, remote netip.AddrPort) Verdict {
 	if s := Supported(); !s.Active {
 		return Verdict{Kind: Unchecked, UID: -1, Err: errors.New(s.Reason)}
