@@ -62,6 +62,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusInternalServerError, rpcError(nil, codeInternalError, fmt.Sprintf("%s: internal error in Keyport's proxy", p.name)))
 		}
 	}()
+	if !p.checkPeer(w, r) { // peer.go: only this OS user's programs
+		return
+	}
 	if !p.checkLocal(w, r) {
 		return
 	}
