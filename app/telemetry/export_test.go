@@ -93,7 +93,7 @@ func TestExportToCollector(t *testing.T) {
 			tag := strings.ReplaceAll(proto, "/", "-")
 			start := time.Now()
 			w.Log(audit.Event{Time: start, Type: audit.TypeRequest, Server: "gh", Session: "sess-" + tag, Method: "tools/call", ID: json.RawMessage(`7`), Tool: "search",
-				Params: json.RawMessage(`{"name":"search","arguments":{"q":"s3cr3t-token"},"_meta":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}`),
+				Params:     json.RawMessage(`{"name":"search","arguments":{"q":"s3cr3t-token"},"_meta":{"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}`),
 				DurationMS: 12.5, Outcome: audit.OutcomeOK})
 			w.Log(audit.Event{Type: audit.TypeDenial, Server: "gh", Method: "tools/call", ID: json.RawMessage(`"x"`), Tool: "delete_repo", Outcome: audit.OutcomeDenied, Error: "not allowed"})
 			w.Log(audit.Event{Type: audit.TypeSessionStart, Server: "gh", Session: "sess-" + tag, ClientName: "cursor"})
