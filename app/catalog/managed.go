@@ -116,6 +116,14 @@ type ManagedInfo struct {
 	Pinning string
 }
 
+// DenyPatterns is m.Deny (nil for a nil m).
+func (m *ManagedInfo) DenyPatterns() []string {
+	if m == nil {
+		return nil
+	}
+	return m.Deny
+}
+
 // EffectivePinning is the pinning mode in effect for a server whose user
 // setting is user: the stricter of the two.
 func (s *Server) EffectivePinning(user string) string {
