@@ -34,6 +34,16 @@ func (a *App) TelemetryStatus() (telemetry.Status, error) {
 	return telemetry.ReadStatus(a.telemetryConfig())
 }
 
+// Telemetry is TelemetryStatus for the GUI: a problem reading it becomes
+// its Reason.
+func (a *App) Telemetry() telemetry.Status {
+	st, err := a.TelemetryStatus()
+	if err != nil {
+		st.Reason = err.Error()
+	}
+	return st
+}
+
 // SetTelemetrySecret stores the value of one of telemetry.secret_headers
 // in the OS keychain (never in a file).
 func (a *App) SetTelemetrySecret(header, value string) error {
