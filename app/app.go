@@ -190,6 +190,10 @@ func (a *App) CatalogError() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.catErr == nil {
+		// The organization's managed file being broken is as loud.
+		if a.cat != nil && a.cat.Managed != nil {
+			return a.cat.Managed.Err
+		}
 		return ""
 	}
 	return a.catErr.Error()

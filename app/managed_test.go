@@ -67,4 +67,14 @@ default_clients: [cursor]
 	if cs := a.Clients(""); len(cs) == 0 || cs[0].ID != "cursor" || !cs[0].Default {
 		t.Errorf("the organization's default client is not first: %+v", cs[0])
 	}
+	// A broken managed file: the last good one stays, and the GUI's
+	// banner (CatalogError) says so.
+	os.WriteFile(mp, []byte("rules: [{deny: [x]\n"), 0o644)
+	a.catalogChanged()
+	if e := a.CatalogError(); !strings.Contains(e, "last valid version") {
+		t.Errorf("CatalogError = %q", e)
+	}
+	if v, err := a.Server("corp"); err != nil || !v.Managed {
+		t.Errorf("corp after a broken managed file: %+v, %v", v, err)
+	}
 }

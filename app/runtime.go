@@ -168,7 +168,7 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 		a.publish(Event{Kind: EventCatalogError, Err: err.Error()})
 		return
 	}
-	a.publish(Event{Kind: EventCatalogError})
+	a.publish(Event{Kind: EventCatalogError, Err: a.CatalogError()})
 	d := catalog.Compare(old, cur)
 	// The demo comes and goes with the emptiness of the catalog.
 	if old.Empty() != cur.Empty() {
