@@ -227,16 +227,16 @@ func (e *Exporter) Status() Status {
 	st := Status{Enabled: e.res.Enabled, Reason: e.res.Reason, Endpoint: e.res.Endpoint, Protocol: e.res.Protocol, Managed: e.cfg.Managed}
 	e.mu.Lock()
 	st.Active = e.active
-	ps := e.pipelines
+	ps, sk := e.pipelines, e.sinks
 	e.mu.Unlock()
 	if st.Active {
 		st.PID, st.Updated = os.Getpid(), time.Now()
 	}
 	for _, p := range ps {
 		ss := p.status()
-		if ss.Signal == "metrics" && e.sinks != nil {
+		if ss.Signal == "metrics" && sk != nil {
 			// Counting never fails; the periodic export to the collector may.
-			if done, err := e.sinks.metricsStatus(); done {
+			if done, err := sk.metricsStatus(); done {
 				ss.Connected, ss.LastError = err == nil, ""
 				if err != nil {
 					ss.LastError = err.Error()
