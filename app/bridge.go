@@ -74,7 +74,10 @@ func (a *App) ServeProxy(name string, port int, log *slog.Logger) (url string, s
 	if err != nil {
 		return "", nil, err
 	}
-	return u, own.close, nil
+	// Its audit events go to the organization's collector too (this
+	// process exports unless the tray app already does).
+	a.wantTelemetry()
+	return u, func(ctx context.Context) error { return errors.Join(own.close(ctx), a.stopTelemetry()) }, nil
 }
 
 // ownProxy is a proxy of this process for one server (a bridge's, or

@@ -14,6 +14,7 @@ import (
 	"keyport/app/catalog"
 	"keyport/app/oauth"
 	"keyport/app/state"
+	"keyport/app/telemetry"
 	"keyport/proxymgr"
 )
 
@@ -29,6 +30,9 @@ type appRuntime struct {
 	started     bool
 	lastTraffic map[string]int64  // requests+errors+denials last seen, per server
 	startErrs   map[string]string // why a proxy the user turned on could not start
+
+	exporter        *telemetry.Exporter // the OpenTelemetry export of this process
+	telemetryWanted bool                // this process exports (tray app, keyport proxy)
 }
 
 // manager returns the proxy manager, creating it on first use.
@@ -114,6 +118,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.started = true
 	a.rtMu.Unlock()
 	a.warmOAuth()
+	a.wantTelemetry()
 	a.restoreProxies(runCtx)
 	return nil
 }
@@ -163,7 +168,7 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 		a.publish(Event{Kind: EventCatalogError, Err: err.Error()})
 		return
 	}
-	a.publish(Event{Kind: EventCatalogError})
+	a.publish(Event{Kind: EventCatalogError, Err: a.CatalogError()})
 	d := catalog.Compare(old, cur)
 	// The demo comes and goes with the emptiness of the catalog.
 	if old.Empty() != cur.Empty() {
@@ -200,6 +205,9 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 	}
 	if started {
 		a.warmOAuth()
+	}
+	if d.TelemetryChanged {
+		a.restartTelemetry()
 	}
 	a.publish(Event{Kind: EventServers})
 	a.publish(Event{Kind: EventClients})
@@ -452,10 +460,11 @@ func probeProxy(port int, name string) bool {
 // stopRuntime stops every proxy (in-flight requests get up to 5 s) and the
 // demo server.
 func (a *App) stopRuntime() error {
+	var errs []error
+	errs = append(errs, a.stopTelemetry())
 	a.rtMu.Lock()
 	mgr, demo := a.mgr, a.demo
 	a.rtMu.Unlock()
-	var errs []error
 	if mgr != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 		errs = append(errs, mgr.Close(ctx))

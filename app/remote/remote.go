@@ -44,6 +44,7 @@ import (
 
 	"keyport/app"
 	"keyport/app/instance"
+	"keyport/app/telemetry"
 )
 
 // Backend is the application core's API as the window uses it (ui.Core is
@@ -103,6 +104,10 @@ type Backend interface {
 	ImportFromRegistry(ctx context.Context, r app.RegistryResult, secrets map[string]string) error
 	// SetDemoHidden hides or shows the built-in demo server.
 	SetDemoHidden(hidden bool) error
+
+	// Telemetry is the OpenTelemetry export's status (per exporter:
+	// connected, backlog, last error).
+	Telemetry() telemetry.Status
 
 	// Autostart reports and sets whether Keyport starts at login.
 	Autostart() bool

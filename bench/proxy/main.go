@@ -72,6 +72,9 @@ func main() {
 		skipMem   = flag.Bool("skip-memory", false, "skip the memory figures")
 		skipCalls = flag.Bool("skip-calls", false, "skip the tools/call figures")
 		barePool  = flag.Bool("bare-pool", false, "give the bare hop a BufferPool (a tuned rather than bare ReverseProxy)")
+		otel      = flag.Bool("telemetry", false, "only the OpenTelemetry export figures (export on vs off; memory while the collector is down)")
+		otelConc  = flag.Int("telemetry-sessions", 8, "concurrent sessions for the telemetry figures")
+		otelDown  = flag.Int("telemetry-events", 100000, "events while the collector is down")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -80,6 +83,10 @@ func main() {
 	}
 
 	up := startUpstream()
+	if *otel {
+		benchTelemetry(up.mcpURL, *rounds, *duration, *otelConc, *otelDown)
+		return
+	}
 	self, err := os.Executable()
 	if err != nil {
 		log.Fatal(err)
