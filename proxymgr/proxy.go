@@ -20,6 +20,7 @@ import (
 
 	"keyport/proxymgr/audit"
 	"keyport/proxymgr/policy"
+	"keyport/proxymgr/redact"
 )
 
 // State is a proxy's lifecycle state.
@@ -44,6 +45,7 @@ type Counters struct {
 	Sessions   int64 // open MCP sessions
 	Streams    int64 // open SSE responses
 	AuditDrops int64 // audit events dropped because the writer fell behind
+	Redactions int64 // injected credentials removed from answers to clients
 }
 
 // Status is a snapshot of a proxy.
@@ -71,6 +73,7 @@ type Proxy struct {
 	jar      http.CookieJar
 	log      *slog.Logger
 	redactor *audit.Redactor
+	secrets  *redact.Set // what the proxy injected: never sent to a client (redact.go)
 	audit    *audit.Writer
 	tokenSum [sha256.Size]byte
 	origins  map[string]bool
@@ -95,6 +98,7 @@ type Proxy struct {
 
 	requests, errs, denials, bytesIn, bytesOut atomic.Int64
 	streamsOpen                                atomic.Int64
+	redactions, redactWarned                   atomic.Int64
 	lat                                        latencyRing
 
 	notify     atomic.Pointer[func(immediate bool)] // set by the Manager
@@ -116,6 +120,7 @@ func New(cfg Config) (*Proxy, error) {
 		jar:      jar,
 		log:      cfg.Logger.With("server", cfg.Name),
 		redactor: audit.NewRedactor(),
+		secrets:  redact.NewSet(),
 		state:    StateStopped,
 		since:    time.Now(),
 		port:     cfg.Port,
@@ -130,6 +135,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.LocalToken != "" {
 		p.tokenSum = sha256.Sum256([]byte("Bearer " + cfg.LocalToken))
 		p.redactor.Add(cfg.LocalToken)
+		p.secrets.Add(cfg.LocalToken)
 	}
 	p.tr = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -355,6 +361,7 @@ func (p *Proxy) Status() Status {
 		Sessions:   int64(p.sessions.len()),
 		Streams:    p.streamsOpen.Load(),
 		AuditDrops: int64(aw.Drops()),
+		Redactions: p.redactions.Load(),
 	}
 	st.Latency = p.lat.median()
 	return st
