@@ -72,6 +72,7 @@ type Counters struct {
 	BytesIn, BytesOut         int64
 	Sessions, Streams         int64
 	AuditDrops                int64
+	Redactions                int64 // injected credentials removed from answers to clients
 	LatencyP50                time.Duration
 }
 

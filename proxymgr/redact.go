@@ -89,6 +89,10 @@ func (rw *redactWriter) Write(b []byte) (int, error) {
 		rw.WriteHeader(http.StatusOK)
 	}
 	if rw.deferred {
+		if len(rw.body) == 0 && len(b) >= rw.want { // the whole body at once, as writeJSON and relayJSON write it
+			rw.send(b)
+			return len(b), nil
+		}
 		rw.body = append(rw.body, b...)
 		if len(rw.body) >= rw.want {
 			rw.sendDeferred()
@@ -128,17 +132,23 @@ func (rw *redactWriter) FlushError() error {
 // Flush implements http.Flusher.
 func (rw *redactWriter) Flush() { _ = rw.FlushError() }
 
-// sendDeferred redacts a gathered body and sends it with its length.
+// sendDeferred sends the gathered body.
 func (rw *redactWriter) sendDeferred() {
+	rw.send(rw.body)
+	rw.body = rw.body[:0]
+}
+
+// send redacts a whole body with a Content-Length and sends it with its
+// new length.
+func (rw *redactWriter) send(body []byte) {
 	rw.deferred = false
-	out, n := rw.p.secrets.Matcher().Replace(rw.body)
+	out, n := rw.p.secrets.Matcher().Replace(body)
 	if n > 0 {
 		rw.p.redacted(int64(n))
 	}
 	rw.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	rw.ResponseWriter.WriteHeader(rw.status)
 	_, _ = rw.ResponseWriter.Write(out)
-	rw.body = rw.body[:0]
 }
 
 func (rw *redactWriter) count() {
