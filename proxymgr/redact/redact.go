@@ -248,8 +248,10 @@ func (m *Matcher) scan(data []byte, final bool, st *scanState, e emitter) (found
 	seg, i := 0, 0
 	start := &m.start
 	for {
+		i = skip(start, data, i)
 		for i < len(data) && (!start[data[i]] || !m.maybe(data, i)) {
 			i++
+			i = skip(start, data, i)
 		}
 		if i >= len(data) {
 			break
@@ -307,6 +309,21 @@ func escapeStart(data []byte, seg, i int, st *scanState) int {
 			return b
 		}
 		return i
+	}
+	return i
+}
+
+// skip returns the first index from i on whose byte is in start (or
+// len(data)), eight bytes a step.
+func skip(start *[256]bool, data []byte, i int) int {
+	for ; i+8 <= len(data); i += 8 {
+		b := data[i : i+8 : i+8]
+		if start[b[0]] || start[b[1]] || start[b[2]] || start[b[3]] || start[b[4]] || start[b[5]] || start[b[6]] || start[b[7]] {
+			break
+		}
+	}
+	for i < len(data) && !start[data[i]] {
+		i++
 	}
 	return i
 }
