@@ -81,6 +81,7 @@ type Counters struct {
 	BytesIn, BytesOut         int64
 	Sessions, Streams         int64
 	AuditDrops                int64
+	Redactions                int64 // injected credentials removed from answers to clients
 	LatencyP50                time.Duration
 	// ForeignPeers counts requests refused because they came from another
 	// OS user of this machine (or one that could not be identified).

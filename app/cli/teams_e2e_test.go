@@ -20,21 +20,6 @@ import (
 	"keyport/app/telemetry/telemetrytest"
 )
 
-// cliBinary is the built keyport-cli (beside KEYPORT_BIN, which make test
-// sets), or KEYPORT_BIN itself.
-func cliBinary(t *testing.T) string {
-	bin := os.Getenv("KEYPORT_BIN")
-	if bin == "" {
-		t.Skip("KEYPORT_BIN is not set (make test sets it to bin/keyport): skipping the built-binary test")
-	}
-	if c := filepath.Join(filepath.Dir(bin), "keyport-cli"); fileExists(c) {
-		return c
-	}
-	return bin
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 // TestTeamsThroughTheBinary drives what an organization's user runs: the
 // built binary with a managed settings file that adds a server, forces a
 // deny pattern and requires export to a real OpenTelemetry collector.
