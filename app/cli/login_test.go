@@ -5,8 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,10 +121,54 @@ func TestBrowserHelperProcess(t *testing.T) {
 	if u == "" {
 		t.Skip("helper process for TestLoginBrowserEnvKeychain")
 	}
+	if out := os.Getenv(forgeEnv); out != "" {
+		// A local program racing the browser: it sends callbacks that do
+		// not belong to the sign-in before the real redirect, and records
+		// what each got.
+		_ = os.WriteFile(out, []byte(forgeCallbacks(u)), 0o600)
+	}
 	b := oauthtest.NewBrowser()
 	_ = b.Open(u)
 	p := <-b.Done
 	_ = os.WriteFile(os.Getenv("KEYPORT_TEST_BROWSER_PAGE"), []byte(p.Body), 0o600)
+}
+
+// forgeEnv names the file where the helper browser records its forged
+// callbacks' answers (one "status name" line each).
+const forgeEnv = "KEYPORT_TEST_BROWSER_FORGE"
+
+// forgeCallbacks sends forged requests to the redirect URI of the
+// authorization URL authURL: a wrong state, no state, and the right state
+// with a foreign Host. It returns one "STATUS what" line per request.
+func forgeCallbacks(authURL string) string {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	redirect, state := u.Query().Get("redirect_uri"), u.Query().Get("state")
+	var b strings.Builder
+	for _, f := range []struct{ what, query, host string }{
+		{"wrong-state", "code=forged&state=guessed", ""},
+		{"no-state", "code=forged", ""},
+		{"foreign-host", "code=forged&state=" + url.QueryEscape(state), "attacker.example"},
+	} {
+		req, err := http.NewRequest(http.MethodGet, redirect+"?"+f.query, nil)
+		if err != nil {
+			fmt.Fprintf(&b, "error %s\n", f.what)
+			continue
+		}
+		if f.host != "" {
+			req.Host = f.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(&b, "error %s %v\n", f.what, err)
+			continue
+		}
+		resp.Body.Close()
+		fmt.Fprintf(&b, "%d %s\n", resp.StatusCode, f.what)
+	}
+	return b.String()
 }
 
 // requireRealKeychain skips unless the test runs under scripts/session.sh,
@@ -144,12 +192,7 @@ func TestLoginBrowserEnvKeychain(t *testing.T) {
 	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
 	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
 	dir := t.TempDir()
-	page := filepath.Join(dir, "page.html")
-	script := filepath.Join(dir, "browser.sh")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+browserEnv+"=\"$1\" KEYPORT_TEST_BROWSER_PAGE='"+page+
-		"' exec '"+os.Args[0]+"' -test.run='^TestBrowserHelperProcess$'\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script, page := browserScript(t, dir)
 	t.Setenv("BROWSER", script)
 	t.Setenv("KEYPORT_CONFIG_DIR", filepath.Join(dir, "config"))
 	name := "kp-cli-test-" + strings.ToLower(filepath.Base(dir))
@@ -182,5 +225,81 @@ func TestLoginBrowserEnvKeychain(t *testing.T) {
 	}
 	if _, err := store.Get(name, oauth.KindToken); !errors.Is(err, oauth.ErrNotFound) {
 		t.Errorf("token after logout: %v, want not found", err)
+	}
+}
+
+// browserScript writes a BROWSER script that runs this test binary as a
+// headless browser (TestBrowserHelperProcess) with env added, and returns
+// it with the file its final page is written to.
+func browserScript(t *testing.T, dir string, env ...string) (script, page string) {
+	t.Helper()
+	page = filepath.Join(dir, "page.html")
+	script = filepath.Join(dir, "browser.sh")
+	extra := ""
+	for _, e := range env {
+		extra += e + " "
+	}
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+browserEnv+"=\"$1\" KEYPORT_TEST_BROWSER_PAGE='"+page+"' "+extra+
+		"exec '"+os.Args[0]+"' -test.run='^TestBrowserHelperProcess$'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script, page
+}
+
+// waitFile waits up to 5 s for a non-empty file and returns it.
+func waitFile(t *testing.T, p string) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if b, _ := os.ReadFile(p); len(b) > 0 {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLoginBinaryRefusesForgedCallbacks runs the built binary's `keyport
+// login` with a BROWSER that first plays a local attacker: forged
+// callbacks (wrong state, no state, the right state through a foreign
+// Host) each get 400, and the real redirect that follows still signs in,
+// with the tokens in the real keychain.
+func TestLoginBinaryRefusesForgedCallbacks(t *testing.T) {
+	requireRealKeychain(t)
+	bin := keyportBinary(t)
+	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
+	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
+	dir := t.TempDir()
+	forged := filepath.Join(dir, "forged.txt")
+	script, page := browserScript(t, dir, forgeEnv+"='"+forged+"'")
+	name := "kp-forge-" + strings.ToLower(filepath.Base(dir))
+
+	cmd := exec.Command(bin, "login", name, "--url", srv.Endpoint, "--timeout", "30s")
+	cmd.Env = append(os.Environ(), "BROWSER="+script, "KEYPORT_CONFIG_DIR="+filepath.Join(dir, "config"))
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	store, _ := keychainTokenStore()
+	t.Cleanup(func() {
+		for _, k := range []string{oauth.KindToken, oauth.KindClients, oauth.KindStepUp} {
+			_ = store.Delete(name, k)
+		}
+	})
+	if err != nil || !strings.Contains(out.String(), "Signed in to "+name) {
+		t.Fatalf("keyport login: %v\nstdout %s\nstderr %s", err, out.String(), errOut.String())
+	}
+	if got := waitFile(t, forged); got != "400 wrong-state\n400 no-state\n400 foreign-host\n" {
+		t.Errorf("forged callbacks got %q, want 400 each", got)
+	}
+	if body := waitFile(t, page); !strings.Contains(body, "Signed in to "+name) {
+		t.Errorf("the browser ended on %q", body)
+	}
+	raw, err := store.Get(name, oauth.KindToken)
+	if err != nil || !strings.Contains(raw, `"issuer":"`+as.URL+`"`) {
+		t.Fatalf("token in the keychain after login: %v", err)
+	}
+	if errs := as.Errors(); len(errs) > 0 {
+		t.Errorf("the authorization server saw bad requests: %q", errs)
 	}
 }

@@ -176,11 +176,27 @@ func Login(ctx context.Context, cfg LoginConfig) (*LoginResult, error) {
 	defer cancel()
 	res, err := (&login{cfg: cfg, log: cfg.Logger.With("server", cfg.Server)}).run(ctx)
 	if err != nil && ctx.Err() != nil && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("sign-in to %s timed out after %s: the browser page was closed or not finished; "+
-			"run keyport login %s again", cfg.Server, cfg.Timeout, cfg.Server)
+		note := ""
+		if rc := (*refusedCallbacksError)(nil); errors.As(err, &rc) {
+			note = fmt.Sprintf(" (%d request(s) to the sign-in callback that did not belong to this sign-in were refused)", rc.n)
+		}
+		return nil, fmt.Errorf("sign-in to %s timed out after %s: the browser page was closed or not finished%s; "+
+			"run keyport login %s again", cfg.Server, cfg.Timeout, note, cfg.Server)
 	}
 	return res, err
 }
+
+// refusedCallbacksError is a sign-in that ended (timed out) after the
+// callback turned away requests that did not belong to it.
+type refusedCallbacksError struct {
+	n   int64
+	err error
+}
+
+func (e *refusedCallbacksError) Error() string {
+	return fmt.Sprintf("%v (%d callback requests refused)", e.err, e.n)
+}
+func (e *refusedCallbacksError) Unwrap() error { return e.err }
 
 type login struct {
 	cfg LoginConfig
@@ -272,7 +288,7 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 	}
 
 	verifier, challenge := newPKCE()
-	state := rand.Text()
+	state := cb.state
 	authURL, err := authorizationURL(d.asm.AuthorizationEndpoint, url.Values{
 		"response_type":         {"code"},
 		"client_id":             {client.ID},
@@ -297,6 +313,9 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 	var res callbackResult
 	select {
 	case <-ctx.Done():
+		if n := cb.refused.Load(); n > 0 {
+			return nil, &refusedCallbacksError{n: n, err: ctx.Err()}
+		}
 		return nil, ctx.Err()
 	case err := <-browserErr:
 		return nil, fmt.Errorf("open the browser to sign in to %s: %w; run keyport login %s --no-browser and open the printed URL",
@@ -306,11 +325,7 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 	// Whatever happens next, the browser shows it.
 	defer func() { res.reply <- err }()
 
-	q := res.query
-	if !validState(q.Get("state"), state) {
-		return nil, fmt.Errorf("the sign-in response for %s carries the wrong state: it did not come from this sign-in "+
-			"(an old browser tab, or an attack); run keyport login %s again", cfg.Server, cfg.Server)
-	}
+	q := res.query // the callback checked its state
 	if code := q.Get("error"); code != "" {
 		if cached != nil && (code == "invalid_client" || code == "unauthorized_client") {
 			l.dropCachedClient(st, issuer)
