@@ -351,12 +351,15 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		// A refused token is refreshed (or the user asked to sign in) for
 		// the next request; a 403 insufficient_scope asks for a sign-in
 		// with the larger scope set, a bounded number of times.
-		cfg.CredentialsRejected = func(ctx context.Context, sent http.Header) error {
+		cfg.CredentialsRejected = func(ctx context.Context, _, sent http.Header) error {
 			c, err := a.oauthCredentials(s)
 			if err != nil {
 				return err
 			}
-			return c.Rejected(ctx, sent.Get("Authorization"))
+			if err := c.Rejected(ctx, sent.Get("Authorization")); err != nil {
+				return err
+			}
+			return proxymgr.ErrRetryRequest // a refreshed token is ready
 		}
 		cfg.CredentialsForbidden = func(ctx context.Context, h, sent http.Header) error {
 			c, err := a.oauthCredentials(s)
@@ -364,8 +367,11 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 				return err
 			}
 			action, err := c.StepUp(ctx, h, sent.Get("Authorization"))
-			if action == oauth.PassThrough || action == oauth.Retry {
-				return nil // Retry: the next request carries the new token
+			switch action {
+			case oauth.PassThrough:
+				return nil
+			case oauth.Retry:
+				return proxymgr.ErrRetryRequest // a newer sign-in has the scopes
 			}
 			return err
 		}
