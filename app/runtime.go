@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"keyport/app/catalog"
-	"keyport/app/oauth"
 	"keyport/app/state"
 	"keyport/proxymgr"
 )
@@ -21,6 +20,7 @@ import (
 // the demo server, the OAuth sources and the watchers.
 type appRuntime struct {
 	oauth   oauthSources
+	prompts signInPrompts
 	clients clientsRuntime
 
 	rtMu        sync.Mutex
@@ -330,7 +330,7 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		Name:        s.Name,
 		Upstream:    upstream,
 		Port:        port,
-		Credentials: a.credentialsFunc(s),
+		Credentials: a.proxyCredentials(s),
 		Headers:     s.Headers,
 		Policy:      proxymgr.ToolPolicy{Allow: s.Tools.Allow, Deny: s.Tools.Deny},
 		Audit: proxymgr.AuditConfig{
@@ -348,33 +348,7 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		cfg.CAFile = p
 	}
 	if s.Auth.Type == catalog.AuthOAuth {
-		// A refused token is refreshed (or the user asked to sign in) for
-		// the next request; a 403 insufficient_scope asks for a sign-in
-		// with the larger scope set, a bounded number of times.
-		cfg.CredentialsRejected = func(ctx context.Context, _, sent http.Header) error {
-			c, err := a.oauthCredentials(s)
-			if err != nil {
-				return err
-			}
-			if err := c.Rejected(ctx, sent.Get("Authorization")); err != nil {
-				return err
-			}
-			return proxymgr.ErrRetryRequest // a refreshed token is ready
-		}
-		cfg.CredentialsForbidden = func(ctx context.Context, h, sent http.Header) error {
-			c, err := a.oauthCredentials(s)
-			if err != nil {
-				return err
-			}
-			action, err := c.StepUp(ctx, h, sent.Get("Authorization"))
-			switch action {
-			case oauth.PassThrough:
-				return nil
-			case oauth.Retry:
-				return proxymgr.ErrRetryRequest // a newer sign-in has the scopes
-			}
-			return err
-		}
+		a.oauthHooks(&cfg, s)
 	}
 	return cfg, nil
 }

@@ -247,7 +247,11 @@ func (t *overviewTab) show(v rowView) {
 		t.LocalURL.TextStyle.Monospace = true
 		t.LocalURL.SetText(v.LocalURL)
 	}
-	t.Auth.SetText(authText(v.AuthType))
+	auth := authText(v.AuthType)
+	if v.Credential.OAuthClient != "" {
+		auth += " — " + v.Credential.OAuthClient
+	}
+	t.Auth.SetText(auth)
 	labels := sortedLabels(v.Labels)
 	t.labels.Objects = nil
 	for _, l := range labels {
@@ -278,10 +282,13 @@ func (t *overviewTab) show(v rowView) {
 		t.Credential.Importance = widget.WarningImportance
 	}
 	t.Credential.Refresh()
-	showIf(t.SetCred, cred.Needed && !oauth)
-	if cred.Set || len(cred.Missing) < len(cred.Kinds) {
+	showIf(t.SetCred, cred.Needed && !oauth || oauth && !v.Demo)
+	switch {
+	case oauth:
+		t.SetCred.SetText("Client…") // the pre-registered client's ID and secret
+	case cred.Set || len(cred.Missing) < len(cred.Kinds):
 		t.SetCred.SetText("Replace…")
-	} else {
+	default:
 		t.SetCred.SetText("Set…")
 	}
 	showIf(t.ClearCred, (cred.Needed || oauth) && (cred.Set || oauth && !cred.SignInNeeded))

@@ -16,17 +16,33 @@ import (
 	"testing"
 	"time"
 
+	"keyport/app"
 	"keyport/app/oauth"
 	"keyport/app/oauth/oauthtest"
+	"keyport/app/secrets"
 )
 
-// memDeps are login/logout dependencies on an in-memory keychain.
-func memDeps(t *testing.T, store oauth.TokenStore, browser string) oauthDeps {
-	return oauthDeps{
-		store:   func() (oauth.TokenStore, error) { return store, nil },
-		getenv:  func(k string) string { return map[string]string{"BROWSER": browser}[k] },
-		lockDir: t.TempDir(),
+// loginApp is an App on a test keychain (the real one under
+// scripts/session.sh, with a service of the test's own) and its store.
+func loginApp(t *testing.T) (*app.App, secrets.Backend, string) {
+	t.Helper()
+	c := newCLIEnv(t)
+	a, err := app.New(c.opts)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { a.Close() })
+	return a, c.opts.Keychain, c.opts.KeychainService
+}
+
+// keychainKinds lists server's kinds in the test keychain.
+func keychainKinds(t *testing.T, kc secrets.Backend, service, server string) []string {
+	t.Helper()
+	kinds, err := secrets.New(secrets.Options{Backend: kc, Service: service}).Kinds(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kinds
 }
 
 // TestLoginNoBrowserPrintsURL: --no-browser prints the URL; opening it
@@ -35,14 +51,14 @@ func TestLoginNoBrowserPrintsURL(t *testing.T) {
 	t.Parallel()
 	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
 	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}})
-	store := oauth.NewMemoryStore()
-	deps := memDeps(t, store, "/nonexistent/browser-must-not-run")
+	a, kc, service := loginApp(t)
+	noBrowser := func(string) string { return "/nonexistent/browser-must-not-run" }
 
 	pr, pw := io.Pipe()
 	var errOut bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- runLogin(context.Background(), pw, &errOut, loginOptions{Name: "demo", URL: srv.Endpoint, NoBrowser: true, Timeout: 20 * time.Second}, deps)
+		done <- runLogin(context.Background(), pw, &errOut, a, loginOptions{Name: "demo", URL: srv.Endpoint, NoBrowser: true, Timeout: 20 * time.Second}, noBrowser)
 		pw.Close()
 	}()
 	var printed strings.Builder
@@ -68,14 +84,14 @@ func TestLoginNoBrowserPrintsURL(t *testing.T) {
 	}
 
 	var lo bytes.Buffer
-	if err := runLogout(context.Background(), &lo, &errOut, "demo", true, deps); err != nil {
+	if err := runLogout(context.Background(), &lo, &errOut, a, "demo", true); err != nil {
 		t.Fatal(err)
 	}
-	if lo.String() != "Signed out of demo (tokens revoked).\n" || len(store.Keys()) != 0 {
-		t.Errorf("logout said %q, keychain %q", lo.String(), store.Keys())
+	if kinds := keychainKinds(t, kc, service, "demo"); lo.String() != "Signed out of demo (tokens revoked).\n" || len(kinds) != 0 {
+		t.Errorf("logout said %q, keychain %q", lo.String(), kinds)
 	}
 	lo.Reset()
-	if err := runLogout(context.Background(), &lo, &errOut, "demo", true, deps); err != nil || lo.String() != "demo was not signed in; nothing to do.\n" {
+	if err := runLogout(context.Background(), &lo, &errOut, a, "demo", true); err != nil || lo.String() != "demo was not signed in; nothing to do.\n" {
 		t.Errorf("second logout: %v %q", err, lo.String())
 	}
 }
@@ -84,11 +100,12 @@ func TestLoginFailsClearly(t *testing.T) {
 	t.Parallel()
 	as := oauthtest.New(t, oauthtest.Options{PKCEMethods: []string{}})
 	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
-	store := oauth.NewMemoryStore()
+	a, kc, service := loginApp(t)
 	var out, errOut bytes.Buffer
-	err := runLogin(context.Background(), &out, &errOut, loginOptions{Name: "demo", URL: srv.Endpoint}, memDeps(t, store, "true"))
-	if err == nil || !strings.Contains(err.Error(), "PKCE") || len(store.Keys()) != 0 {
-		t.Errorf("login against a server without PKCE: %v, keychain %q", err, store.Keys())
+	err := runLogin(context.Background(), &out, &errOut, a, loginOptions{Name: "demo", URL: srv.Endpoint},
+		func(string) string { return "true" })
+	if kinds := keychainKinds(t, kc, service, "demo"); err == nil || !strings.Contains(err.Error(), "PKCE") || len(kinds) != 0 {
+		t.Errorf("login against a server without PKCE: %v, keychain %q", err, kinds)
 	}
 }
 
@@ -194,14 +211,14 @@ func TestLoginBrowserEnvKeychain(t *testing.T) {
 	dir := t.TempDir()
 	script, page := browserScript(t, dir)
 	t.Setenv("BROWSER", script)
-	t.Setenv("KEYPORT_CONFIG_DIR", filepath.Join(dir, "config"))
+	c := newCLIEnv(t)
 	name := "kp-cli-test-" + strings.ToLower(filepath.Base(dir))
 
-	code, out, errOut := run(t, "login", name, "--url", srv.Endpoint, "--timeout", "30s")
+	code, out, errOut := c.run(t, "", "login", name, "--url", srv.Endpoint, "--timeout", "30s")
 	if code != ExitOK || !strings.Contains(out, "Opened the browser to sign in to "+name) || !strings.Contains(out, "Signed in to "+name) {
 		t.Fatalf("login: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	store, _ := keychainTokenStore()
+	store := secrets.New(secrets.Options{Backend: c.opts.Keychain, Service: c.opts.KeychainService})
 	if _, err := store.Get(name, oauth.KindToken); err != nil {
 		t.Fatalf("no token in the keychain after login: %v", err)
 	}
@@ -215,15 +232,15 @@ func TestLoginBrowserEnvKeychain(t *testing.T) {
 	if !strings.Contains(string(body), "Signed in to "+name) {
 		t.Errorf("the browser ended on %q", body)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "config", "locks")); err != nil {
-		t.Errorf("the lock directory is not under KEYPORT_CONFIG_DIR: %v", err)
+	if _, err := os.Stat(filepath.Join(c.dir, "locks")); err != nil {
+		t.Errorf("the lock directory is not in the config dir: %v", err)
 	}
 
-	code, out, errOut = run(t, "logout", name)
+	code, out, errOut = c.run(t, "", "logout", name)
 	if code != ExitOK || out != "Signed out of "+name+" (tokens revoked).\n" {
 		t.Fatalf("logout: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	if _, err := store.Get(name, oauth.KindToken); !errors.Is(err, oauth.ErrNotFound) {
+	if _, err := store.Get(name, oauth.KindToken); !errors.Is(err, secrets.ErrNotFound) {
 		t.Errorf("token after logout: %v, want not found", err)
 	}
 }
@@ -280,7 +297,7 @@ func TestLoginBinaryRefusesForgedCallbacks(t *testing.T) {
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
-	store, _ := keychainTokenStore()
+	store := secrets.New(secrets.Options{})
 	t.Cleanup(func() {
 		for _, k := range []string{oauth.KindToken, oauth.KindClients, oauth.KindStepUp} {
 			_ = store.Delete(name, k)
