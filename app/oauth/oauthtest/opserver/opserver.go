@@ -177,12 +177,14 @@ type client struct {
 	loginURL string
 }
 
-func (c *client) GetID() string                        { return c.id }
-func (c *client) RedirectURIs() []string               { return []string{"http://127.0.0.1/callback"} }
-func (c *client) PostLogoutRedirectURIs() []string     { return nil }
-func (c *client) ApplicationType() op.ApplicationType  { return op.ApplicationTypeNative }
-func (c *client) AuthMethod() oidc.AuthMethod          { return oidc.AuthMethodBasic }
-func (c *client) ResponseTypes() []oidc.ResponseType   { return []oidc.ResponseType{oidc.ResponseTypeCode} }
+func (c *client) GetID() string                       { return c.id }
+func (c *client) RedirectURIs() []string              { return []string{"http://127.0.0.1/callback"} }
+func (c *client) PostLogoutRedirectURIs() []string    { return nil }
+func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeNative }
+func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
 func (c *client) LoginURL(id string) string            { return c.loginURL + id }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeJWT }
 func (c *client) IDTokenLifetime() time.Duration       { return time.Hour }
