@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,5 +144,41 @@ func TestTrayStepUpWaitsForTheUser(t *testing.T) {
 	}
 	if opened != 0 {
 		t.Errorf("the tray app opened the browser itself %d times", opened)
+	}
+}
+
+// TestBrowserPromptAtMostOncePerMinute: a proxy that opens the browser on
+// its own (keyport connect, keyport proxy in a terminal) does so once for
+// a step-up nobody completes, then not again within the minute, across
+// requests: the requests end with the 503, never in a loop of browsers.
+func TestBrowserPromptAtMostOncePerMinute(t *testing.T) {
+	te := newTestEnv(t)
+	as := oauthtest.New(t, oauthtest.Options{})
+	m := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
+	writeServers(t, te, serversYAML("  - name: notes\n    url: "+m.Endpoint+"\n    auth:\n      type: oauth\n"))
+	a := newTestApp(t, te)
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SignIn(context.Background(), "notes", oauthtest.NewBrowser().Open); err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int32
+	a.SetSignInPrompt(PromptBrowser, func(string) error { opened.Add(1); return nil }, time.Second) // the person never finishes
+	if err := a.SetProxyEnabled(context.Background(), "notes", true); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := a.Server("notes")
+	s := apptest.Connect(t, v.LocalURL)
+	for i := range 3 {
+		if _, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "admin", Arguments: map[string]any{"text": "x"}}); err == nil {
+			t.Fatalf("call %d succeeded without the scope", i)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("the browser was opened %d times for three calls within a minute, want 1", n)
+	}
+	if res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil || res.IsError {
+		t.Errorf("a call within the granted scope: %v %+v", err, res)
 	}
 }
