@@ -165,7 +165,7 @@ func TestBrowserPromptAtMostOncePerMinute(t *testing.T) {
 		t.Fatal(err)
 	}
 	var opened atomic.Int32
-	a.SetSignInPrompt(PromptBrowser, func(string) error { opened.Add(1); return nil }, time.Second) // the person never finishes
+	a.SetSignInPrompt(PromptBrowser, func(string) error { opened.Add(1); return nil }, 5*time.Second) // the person never finishes
 	if err := a.SetProxyEnabled(context.Background(), "notes", true); err != nil {
 		t.Fatal(err)
 	}
