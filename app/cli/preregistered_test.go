@@ -185,6 +185,17 @@ func TestPreregisteredClientThroughBinaries(t *testing.T) {
 	callOK("echo") // the session goes on
 	s.Close()
 
+	// keyport secret rm removes the client secret; the sign-in stays.
+	if code, out := b.run("", "secret", "rm", name); code != 0 {
+		t.Fatalf("secret rm: %s", out)
+	}
+	if _, err := keychain.Get(name, "oauth/client-secret"); err == nil {
+		t.Error("the client secret survived keyport secret rm")
+	}
+	if _, err := keychain.Get(name, "oauth/token"); err != nil {
+		t.Errorf("keyport secret rm removed the sign-in: %v", err)
+	}
+
 	// No secret in any file Keyport wrote or anything it printed.
 	raw, err := keychain.Get(name, "oauth/token")
 	if err != nil {
