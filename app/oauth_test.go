@@ -122,7 +122,7 @@ func TestTrayStepUpWaitsForTheUser(t *testing.T) {
 	events, cancel := a.Subscribe()
 	defer cancel()
 	a.prompts.mu.Lock()
-	a.prompts.notified = nil // a new notice, as a minute later
+	a.prompts.notified = nil          // a new notice, as a minute later
 	a.prompts.wait = 30 * time.Second // the user takes a moment (and a loaded CI machine too)
 	a.prompts.mu.Unlock()
 	go func() {
