@@ -110,22 +110,56 @@ func (a *App) oauthCredentials(s catalog.Server) (*oauth.Credentials, error) {
 	return c, nil
 }
 
-// signedIn reports whether an OAuth server has a usable sign-in.
-func (a *App) signedIn(s catalog.Server) bool {
+// oauthState is an OAuth server's sign-in state; ok is false when it has
+// no credentials source.
+func (a *App) oauthState(s catalog.Server) (oauth.State, bool) {
 	c, err := a.oauthCredentials(s)
 	if err != nil {
-		return false
+		return oauth.State{}, false
 	}
 	a.rtMu.Lock()
 	started := a.started
 	a.rtMu.Unlock()
-	st := c.State()
 	if !started {
 		// The CLI may block on the keychain; the GUI's views must not, and
 		// Start warms every OAuth source in the background instead.
-		st = c.Status()
+		return c.Status(), true
 	}
-	return st.SignedIn && st.NeedsSignIn == nil
+	return c.State(), true
+}
+
+// oauthClientMode says how Keyport identifies itself to s's authorization
+// server: as the signed-in client was obtained, else as configured.
+func (a *App) oauthClientMode(s catalog.Server, st oauth.State) string {
+	switch st.Registration {
+	case "preregistered":
+		return OAuthPreregistered
+	case "metadata-document":
+		return OAuthMetadataURL
+	case "dynamic":
+		if s.Auth.ClientID == "" {
+			return OAuthDynamic
+		}
+	}
+	switch {
+	case s.Auth.ClientID != "":
+		return OAuthPreregistered
+	case a.clientMetadataURL(s) != "":
+		return OAuthMetadataURL
+	}
+	return OAuthDynamic
+}
+
+// clientMetadataURL is s's Client ID Metadata Document URL: its own, else
+// the catalog's default.
+func (a *App) clientMetadataURL(s catalog.Server) string {
+	if s.Auth.ClientMetadataURL != "" {
+		return s.Auth.ClientMetadataURL
+	}
+	if cat := a.catalog(); cat != nil {
+		return cat.OAuth.ClientMetadataURL
+	}
+	return ""
 }
 
 // oauthKinds are the keychain kinds app/oauth may have written for a server,

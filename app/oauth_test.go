@@ -6,7 +6,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"keyport/app/internal/apptest"
 	"keyport/app/oauth"
@@ -76,5 +80,106 @@ func TestOAuthSignInResumesTraffic(t *testing.T) {
 	}
 	if v, _ := a.Server("notes"); !v.Credential.SignInNeeded {
 		t.Errorf("after sign-out: %+v", v.Credential)
+	}
+}
+
+// TestTrayStepUpWaitsForTheUser: in the tray app (PromptTray), a call that
+// needs more scope is held while Keyport notifies "Sign in to NAME" and
+// the server reads as needing a sign-in (the tray's menu item); the user's
+// sign-in (the menu's action) lets the same call through, in the same
+// session. With nobody signing in, the call ends with the 503 after the
+// wait, and no browser is ever opened by Keyport itself.
+func TestTrayStepUpWaitsForTheUser(t *testing.T) {
+	te := newTestEnv(t)
+	as := oauthtest.New(t, oauthtest.Options{})
+	m := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
+	writeServers(t, te, serversYAML("  - name: notes\n    url: "+m.Endpoint+"\n    auth:\n      type: oauth\n"))
+	a := newTestApp(t, te)
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	opened := 0
+	a.SetSignInPrompt(PromptTray, func(string) error { opened++; return nil }, 3*time.Second)
+	if err := a.SignIn(context.Background(), "notes", oauthtest.NewBrowser().Open); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetProxyEnabled(context.Background(), "notes", true); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := a.Server("notes")
+	s := apptest.Connect(t, v.LocalURL)
+
+	// Nobody signs in: the call fails after the wait, saying what to do.
+	_, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "admin", Arguments: map[string]any{"text": "x"}})
+	if err == nil || !strings.Contains(err.Error(), "Service Unavailable") && !strings.Contains(err.Error(), "sign in to notes") {
+		t.Fatalf("admin without a sign-in: %v", err)
+	}
+	if v, _ := a.Server("notes"); !v.Credential.SignInNeeded {
+		t.Error("a server waiting for more scope must offer Sign in")
+	}
+
+	// The user answers the notification: the call goes through.
+	events, cancel := a.Subscribe()
+	defer cancel()
+	a.prompts.mu.Lock()
+	a.prompts.notified = nil          // a new notice, as a minute later
+	a.prompts.wait = 30 * time.Second // the user takes a moment (and a loaded CI machine too)
+	a.prompts.mu.Unlock()
+	go func() {
+		for ev := range events {
+			if ev.Kind == EventNotice && ev.Title == "Sign in to notes" {
+				_ = a.SignIn(context.Background(), "notes", oauthtest.NewBrowser().Open) // the tray's menu item
+				return
+			}
+		}
+	}()
+	res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "admin", Arguments: map[string]any{"text": "x"}})
+	if err != nil || res.IsError {
+		t.Fatalf("admin after the user signed in: %v %+v", err, res)
+	}
+	if scopes := as.LastAuthorize().Get("scope"); !strings.Contains(scopes, "mcp:admin") || !strings.Contains(scopes, "mcp:read") {
+		t.Errorf("the sign-in asked for %q, want the union with mcp:admin", scopes)
+	}
+	if v, _ := a.Server("notes"); v.Credential.SignInNeeded {
+		t.Error("still needs a sign-in after it")
+	}
+	if opened != 0 {
+		t.Errorf("the tray app opened the browser itself %d times", opened)
+	}
+}
+
+// TestBrowserPromptAtMostOncePerMinute: a proxy that opens the browser on
+// its own (keyport connect, keyport proxy in a terminal) does so once for
+// a step-up nobody completes, then not again within the minute, across
+// requests: the requests end with the 503, never in a loop of browsers.
+func TestBrowserPromptAtMostOncePerMinute(t *testing.T) {
+	te := newTestEnv(t)
+	as := oauthtest.New(t, oauthtest.Options{})
+	m := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
+	writeServers(t, te, serversYAML("  - name: notes\n    url: "+m.Endpoint+"\n    auth:\n      type: oauth\n"))
+	a := newTestApp(t, te)
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SignIn(context.Background(), "notes", oauthtest.NewBrowser().Open); err != nil {
+		t.Fatal(err)
+	}
+	var opened atomic.Int32
+	a.SetSignInPrompt(PromptBrowser, func(string) error { opened.Add(1); return nil }, 5*time.Second) // the person never finishes
+	if err := a.SetProxyEnabled(context.Background(), "notes", true); err != nil {
+		t.Fatal(err)
+	}
+	v, _ := a.Server("notes")
+	s := apptest.Connect(t, v.LocalURL)
+	for i := range 3 {
+		if _, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "admin", Arguments: map[string]any{"text": "x"}}); err == nil {
+			t.Fatalf("call %d succeeded without the scope", i)
+		}
+	}
+	if n := opened.Load(); n != 1 {
+		t.Errorf("the browser was opened %d times for three calls within a minute, want 1", n)
+	}
+	if res, err := s.CallTool(context.Background(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "x"}}); err != nil || res.IsError {
+		t.Errorf("a call within the granted scope: %v %+v", err, res)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"keyport/app/catalog"
-	"keyport/app/oauth"
 	"keyport/app/state"
 	"keyport/app/telemetry"
 	"keyport/proxymgr"
@@ -22,6 +21,7 @@ import (
 // the demo server, the OAuth sources and the watchers.
 type appRuntime struct {
 	oauth   oauthSources
+	prompts signInPrompts
 	clients clientsRuntime
 
 	rtMu        sync.Mutex
@@ -338,7 +338,7 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		Name:        s.Name,
 		Upstream:    upstream,
 		Port:        port,
-		Credentials: a.credentialsFunc(s),
+		Credentials: a.proxyCredentials(s),
 		Headers:     s.Headers,
 		Policy:      proxymgr.ToolPolicy{Allow: s.Tools.Allow, Deny: s.Tools.Deny},
 		Audit: proxymgr.AuditConfig{
@@ -356,27 +356,7 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		cfg.CAFile = p
 	}
 	if s.Auth.Type == catalog.AuthOAuth {
-		// A refused token is refreshed (or the user asked to sign in) for
-		// the next request; a 403 insufficient_scope asks for a sign-in
-		// with the larger scope set, a bounded number of times.
-		cfg.CredentialsRejected = func(ctx context.Context, sent http.Header) error {
-			c, err := a.oauthCredentials(s)
-			if err != nil {
-				return err
-			}
-			return c.Rejected(ctx, sent.Get("Authorization"))
-		}
-		cfg.CredentialsForbidden = func(ctx context.Context, h, sent http.Header) error {
-			c, err := a.oauthCredentials(s)
-			if err != nil {
-				return err
-			}
-			action, err := c.StepUp(ctx, h, sent.Get("Authorization"))
-			if action == oauth.PassThrough || action == oauth.Retry {
-				return nil // Retry: the next request carries the new token
-			}
-			return err
-		}
+		a.oauthHooks(&cfg, s)
 	}
 	return cfg, nil
 }

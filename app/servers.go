@@ -9,6 +9,7 @@ import (
 
 	"keyport/app/catalog"
 	"keyport/app/catalog/demo"
+	"keyport/app/oauth"
 	"keyport/app/secrets"
 	"keyport/proxymgr/policy"
 )
@@ -108,8 +109,15 @@ func (a *App) credentialStatus(s catalog.Server) CredentialStatus {
 	switch s.Auth.Type {
 	case catalog.AuthOAuth:
 		cs.Needed = true
-		cs.Set = a.signedIn(s)
-		cs.SignInNeeded = !cs.Set
+		st, ok := a.oauthState(s)
+		cs.Set = ok && st.SignedIn && st.NeedsSignIn == nil
+		cs.SignInNeeded = !cs.Set || len(st.StepUpScopes) > 0
+		cs.Kinds = []string{KindClientID, KindClientSecret}
+		cs.ClientID = s.Auth.ClientID
+		if have, err := a.secrets.Kinds(s.Name); err == nil {
+			cs.ClientSecretSet = slices.Contains(have, oauth.KindClientSecret)
+		}
+		cs.OAuthClient = a.oauthClientMode(s, st)
 		return cs
 	case catalog.AuthNone, "":
 		return cs
@@ -140,10 +148,23 @@ func (a *App) AddServer(n NewServer) error {
 		URL:         n.URL,
 		Labels:      n.Labels,
 		Headers:     n.Headers,
-		Auth:        catalog.Auth{Type: catalog.AuthType(n.AuthType)},
+		Auth: catalog.Auth{Type: catalog.AuthType(n.AuthType), ClientID: n.ClientID,
+			ClientMetadataURL: n.ClientMetadataURL, CallbackPort: n.CallbackPort},
 	}
 	values := map[string]string{}
+	if secret, ok := n.Secrets[KindClientSecret]; ok {
+		if err := clientSecretAllowed(s); err != nil {
+			return err
+		}
+		if secret == "" {
+			return errors.New("the client secret is empty")
+		}
+		values[oauth.KindClientSecret] = secret
+	}
 	for k, v := range n.Secrets {
+		if k == KindClientSecret {
+			continue
+		}
 		if name, ok := strings.CutPrefix(k, "header/"); ok {
 			if s.Auth.Type == catalog.AuthHeaders {
 				s.Auth.SecretHeaders = append(s.Auth.SecretHeaders, name)
@@ -183,7 +204,11 @@ func (a *App) addServer(s catalog.Server, secretValues map[string]string) error 
 			_ = a.secrets.Delete(s.Name, k)
 		}
 	}
-	for _, kind := range s.SecretKinds() {
+	kinds := s.SecretKinds()
+	if secretValues[oauth.KindClientSecret] != "" {
+		kinds = append(kinds, oauth.KindClientSecret)
+	}
+	for _, kind := range kinds {
 		if err := a.secrets.Set(s.Name, kind, secretValues[kind]); err != nil {
 			undo()
 			return err
@@ -280,11 +305,17 @@ func (a *App) SetDemoHidden(hidden bool) error {
 }
 
 // SetSecret stores a credential item (kind "bearer" or "header/NAME") of a
-// server in the keychain.
+// server in the keychain. For an OAuth server the kinds are its
+// pre-registered client's: KindClientSecret (the keychain) and KindClientID
+// (servers.yaml auth.client_id: it is not a secret, but the GUI edits both
+// in one dialog).
 func (a *App) SetSecret(name, kind, value string) error {
 	s, err := a.server(name)
 	if err != nil {
 		return err
+	}
+	if kind == KindClientSecret || kind == KindClientID {
+		return a.setOAuthClient(s, kind, value)
 	}
 	if !slices.Contains(s.SecretKinds(), kind) {
 		want := s.SecretKinds()
@@ -303,13 +334,18 @@ func (a *App) SetSecret(name, kind, value string) error {
 	return nil
 }
 
-// ClearSecrets removes every credential of a server from the keychain.
+// ClearSecrets removes every credential of a server from the keychain (for
+// an OAuth server: its client secret; keyport logout signs it out).
 func (a *App) ClearSecrets(name string) error {
 	s, err := a.server(name)
 	if err != nil {
 		return err
 	}
-	for _, kind := range s.SecretKinds() {
+	kinds := s.SecretKinds()
+	if s.Auth.Type == catalog.AuthOAuth {
+		kinds = append(kinds, oauth.KindClientSecret)
+	}
+	for _, kind := range kinds {
 		if err := a.secrets.Delete(name, kind); err != nil && !errors.Is(err, secrets.ErrNotFound) {
 			return err
 		}
@@ -326,13 +362,69 @@ func (a *App) catalogChanged() {
 }
 
 // SecretKinds lists the keychain kinds a server's credentials use
-// ("bearer", "header/X-API-Key"...).
+// ("bearer", "header/X-API-Key"...; for an OAuth server with a
+// pre-registered client, KindClientSecret).
 func (a *App) SecretKinds(name string) ([]string, error) {
 	s, err := a.server(name)
 	if err != nil {
 		return nil, err
 	}
+	if s.Auth.Type == catalog.AuthOAuth && s.Auth.ClientID != "" {
+		return []string{KindClientSecret}, nil
+	}
 	return s.SecretKinds(), nil
+}
+
+// clientSecretAllowed says why s cannot have a client secret, or nil.
+func clientSecretAllowed(s catalog.Server) error {
+	if s.Auth.Type != catalog.AuthOAuth {
+		t := s.Auth.Type
+		if t == "" {
+			t = catalog.AuthNone
+		}
+		return fmt.Errorf("server %q uses auth type %q: a client secret is only for an OAuth server (auth.type oauth) "+
+			"with a pre-registered client", s.Name, t)
+	}
+	if s.Auth.ClientID == "" {
+		return fmt.Errorf("server %q has no client ID: a client secret belongs to a pre-registered OAuth client; "+
+			"set its client ID first (keyport add %s URL --oauth --client-id ID, the Credential dialog, or auth.client_id in servers.yaml)",
+			s.Name, s.Name)
+	}
+	return nil
+}
+
+// setOAuthClient sets an OAuth server's pre-registered client ID (in
+// servers.yaml) or secret (in the keychain).
+func (a *App) setOAuthClient(s catalog.Server, kind, value string) error {
+	if kind == KindClientSecret {
+		if err := clientSecretAllowed(s); err != nil {
+			return err
+		}
+		if value == "" {
+			return errors.New("the client secret is empty")
+		}
+		if err := a.secrets.Set(s.Name, oauth.KindClientSecret, value); err != nil {
+			return err
+		}
+		a.publish(Event{Kind: EventServers, Server: s.Name})
+		return nil
+	}
+	if s.Auth.Type != catalog.AuthOAuth {
+		return fmt.Errorf("server %q uses auth type %q: a client ID is only for an OAuth server (auth.type oauth)", s.Name, s.Auth.Type)
+	}
+	cur, ok := a.catalog().Lookup(s.Name)
+	if !ok {
+		return fmt.Errorf("server %q is not in servers.yaml; its client cannot be edited", s.Name)
+	}
+	cur.Auth.ClientID = strings.TrimSpace(value)
+	if err := cur.Check(); err != nil {
+		return err
+	}
+	if err := a.file.Update(cur); err != nil {
+		return err
+	}
+	a.catalogChanged()
+	return nil
 }
 
 // probeToolNames are unlike tool names; a deny pattern that matches them all

@@ -72,8 +72,32 @@ type CredentialStatus struct {
 	// "header/X-API-Key"...), set or not, so the GUI can offer Replace for
 	// each. Empty for auth none and oauth.
 	Kinds        []string
-	SignInNeeded bool // OAuth: signed out, or the refresh failed
+	SignInNeeded bool // OAuth: signed out, the refresh failed, or more scopes are needed
+	// OAuthClient says how Keyport identifies itself to an OAuth server's
+	// authorization server: OAuthPreregistered, OAuthMetadataURL or
+	// OAuthDynamic (what the sign-in used, else what the configuration
+	// asks for); empty for other auth types.
+	OAuthClient string
+	// ClientID is an OAuth server's pre-registered client ID (not a
+	// secret), and ClientSecretSet whether its secret is in the keychain.
+	ClientID        string
+	ClientSecretSet bool
 }
+
+// How an OAuth server knows Keyport (CredentialStatus.OAuthClient).
+const (
+	OAuthPreregistered = "pre-registered client"
+	OAuthMetadataURL   = "client metadata URL"
+	OAuthDynamic       = "dynamic registration"
+)
+
+// Credential kinds of an OAuth server (SetSecret): the pre-registered
+// client's ID (kept in servers.yaml: it is not a secret) and its secret
+// (kept in the keychain).
+const (
+	KindClientID     = "client-id"
+	KindClientSecret = "client-secret"
+)
 
 // Counters are a proxy's traffic counters since it started.
 type Counters struct {
@@ -199,6 +223,12 @@ type NewServer struct {
 	Headers     map[string]string // non-secret
 	AuthType    string            // none, bearer, headers, oauth
 	// Secrets are stored in the keychain, never in servers.yaml: for bearer
-	// the key is "bearer", for headers "header/<Name>".
+	// the key is "bearer", for headers "header/<Name>", for an OAuth
+	// pre-registered client's secret KindClientSecret.
 	Secrets map[string]string
+	// OAuth only: a pre-registered client's ID, a Client ID Metadata
+	// Document URL and a fixed callback port (all optional).
+	ClientID          string
+	ClientMetadataURL string
+	CallbackPort      int
 }

@@ -31,11 +31,15 @@ func (a *App) LoginConfig(name string) (oauth.LoginConfig, error) {
 		ResourceURL:  s.URL,
 		ClientID:     s.Auth.ClientID,
 		ClientSecret: secret,
-		Scopes:       s.Auth.Scopes,
-		CallbackPort: s.Auth.CallbackPort,
-		Store:        store,
-		LockDir:      a.lockDir(),
-		Logger:       a.log,
+		// Without a pre-registered client, a Client ID Metadata Document
+		// where the authorization server supports one, else dynamic
+		// registration (oauth.Login chooses in the spec's order).
+		ClientMetadataURL: a.clientMetadataURL(s),
+		Scopes:            s.Auth.Scopes,
+		CallbackPort:      s.Auth.CallbackPort,
+		Store:             store,
+		LockDir:           a.lockDir(),
+		Logger:            a.log,
 	}, nil
 }
 

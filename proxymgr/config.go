@@ -61,15 +61,19 @@ type Config struct {
 	// Credentials returns the headers to inject; nil injects none.
 	Credentials CredentialsFunc
 	// CredentialsRejected, if set, is called when the upstream answers 401
-	// to the credentials in sent (the headers Credentials returned), e.g. to
-	// drop or refresh a token so the next request carries a new one. A
-	// non-nil error replaces the message the client gets with the 503
-	// ("sign in to NAME in Keyport ...").
-	CredentialsRejected func(ctx context.Context, sent http.Header) error
+	// (respHeader holds its WWW-Authenticate) to the credentials in sent
+	// (the headers Credentials returned), e.g. to refresh a token or sign in
+	// again. ErrRetryRequest sends the request once more with new
+	// credentials; another error replaces the message the client gets with
+	// the 503 ("sign in to NAME in Keyport ..."). It may block (a sign-in in
+	// the browser) for as long as the request's context allows.
+	CredentialsRejected func(ctx context.Context, respHeader, sent http.Header) error
 	// CredentialsForbidden, if set, is called when the upstream answers 403
-	// (respHeader holds its WWW-Authenticate, e.g. insufficient_scope). A
-	// non-nil error turns the answer into a 503 with the error's text (sign
-	// in again with more scopes); nil passes the 403 through.
+	// (respHeader holds its WWW-Authenticate, e.g. insufficient_scope).
+	// ErrRetryRequest sends the request once more with new credentials
+	// (step-up: a sign-in with more scopes); another error turns the answer
+	// into a 503 with the error's text; nil passes the 403 through. See
+	// Retried for the second answer.
 	CredentialsForbidden func(ctx context.Context, respHeader, sent http.Header) error
 	// Headers are static, non-secret headers added to every upstream request.
 	Headers map[string]string

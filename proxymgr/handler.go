@@ -368,6 +368,17 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		}
 		defer resp.Body.Close()
 	}
+	resp = p.renew(w, r, resp, rc, func(ctx context.Context) (*http.Response, error) {
+		next, _, err := p.roundTrip(ctx, r, http.MethodPost, out, sess)
+		return next, err
+	})
+	if resp == nil {
+		if adopted {
+			p.sessions.remove(sid)
+		}
+		return
+	}
+	defer resp.Body.Close()
 	if adopted && resp.StatusCode >= 400 {
 		p.sessions.remove(sid)
 		rc.sess = nil
@@ -582,6 +593,14 @@ func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
 		}
 		defer resp.Body.Close()
 	}
+	resp = p.renew(w, r, resp, rc, func(ctx context.Context) (*http.Response, error) {
+		next, _, err := p.roundTrip(ctx, r, r.Method, body, sess)
+		return next, err
+	})
+	if resp == nil {
+		return
+	}
+	defer resp.Body.Close()
 	if r.Method == http.MethodDelete && sess != nil && (resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusNotFound) {
 		if s := p.sessions.remove(sess.id); s != nil {
 			p.endSession(s, "")

@@ -215,7 +215,7 @@ func TestUpstream401Becomes503(t *testing.T) {
 	}
 	up.wrap.Store(&wr)
 	rejected := 0
-	p := startProxy(t, Config{Upstream: up.url(), CredentialsRejected: func(_ context.Context, sent http.Header) error {
+	p := startProxy(t, Config{Upstream: up.url(), CredentialsRejected: func(_ context.Context, _, sent http.Header) error {
 		if sent.Get("Authorization") != "Bearer expired-token" {
 			t.Errorf("CredentialsRejected got %q, want the header that was refused", sent.Get("Authorization"))
 		}

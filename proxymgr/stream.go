@@ -287,7 +287,8 @@ func sentHeader(resp *http.Response) http.Header {
 	return resp.Request.Header
 }
 
-// respond relays the upstream's response to the client.
+// respond relays the upstream's response to the client. The credential
+// hooks already had their say (renew).
 func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Response, rc *respCtx) {
 	if resp.StatusCode == http.StatusUnauthorized {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
@@ -295,22 +296,9 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, resp *http.Respo
 		if p.cfg.Credentials == nil {
 			msg = fmt.Sprintf("%s requires credentials (HTTP 401); add them to this server in Keyport", p.name)
 		}
-		if p.cfg.CredentialsRejected != nil {
-			if err := p.cfg.CredentialsRejected(r.Context(), sentHeader(resp)); err != nil {
-				msg = err.Error()
-			}
-		}
 		p.log.Warn("the server refused the credentials; answered 503", "status", resp.StatusCode)
 		rc.answerAll(w, http.StatusServiceUnavailable, codeInternalError, msg, audit.OutcomeRejected)
 		return
-	}
-	if resp.StatusCode == http.StatusForbidden && p.cfg.CredentialsForbidden != nil {
-		if err := p.cfg.CredentialsForbidden(r.Context(), resp.Header, sentHeader(resp)); err != nil {
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			p.log.Warn("the server needs another sign-in; answered 503", "status", resp.StatusCode)
-			rc.answerAll(w, http.StatusServiceUnavailable, codeInternalError, err.Error(), audit.OutcomeRejected)
-			return
-		}
 	}
 	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if resp.StatusCode/100 == 2 && ct == "text/event-stream" {

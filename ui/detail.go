@@ -279,7 +279,11 @@ func (t *overviewTab) show(v rowView) {
 		t.LocalURL.TextStyle.Monospace = true
 		t.LocalURL.SetText(v.LocalURL)
 	}
-	t.Auth.SetText(authText(v.AuthType))
+	auth := authText(v.AuthType)
+	if v.Credential.OAuthClient != "" {
+		auth += " — " + v.Credential.OAuthClient
+	}
+	t.Auth.SetText(auth)
 	t.Managed.SetText(managedText(v.ServerView))
 	if v.Managed || len(v.ManagedDeny) > 0 || v.ManagedPinning != "" {
 		t.Managed.Importance = widget.HighImportance
@@ -327,10 +331,13 @@ func (t *overviewTab) show(v rowView) {
 		t.Credential.Importance = widget.WarningImportance
 	}
 	t.Credential.Refresh()
-	showIf(t.SetCred, cred.Needed && !oauth)
-	if cred.Set || len(cred.Missing) < len(cred.Kinds) {
+	showIf(t.SetCred, cred.Needed && !oauth || oauth && !v.Demo)
+	switch {
+	case oauth:
+		t.SetCred.SetText("Client…") // the pre-registered client's ID and secret
+	case cred.Set || len(cred.Missing) < len(cred.Kinds):
 		t.SetCred.SetText("Replace…")
-	} else {
+	default:
 		t.SetCred.SetText("Set…")
 	}
 	showIf(t.ClearCred, (cred.Needed || oauth) && (cred.Set || oauth && !cred.SignInNeeded))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"sort"
@@ -84,6 +85,9 @@ type AddServerDialog struct {
 	Auth                           *widget.Select
 	HeaderName                     *widget.Entry
 	Secret                         *widget.Entry
+	// ClientID and ClientSecret are an OAuth server's pre-registered
+	// client (optional: without them Keyport registers itself).
+	ClientID, ClientSecret *widget.Entry
 }
 
 var authOptions = []string{"None", "Bearer token", "Secret header", "OAuth sign-in"}
@@ -116,6 +120,10 @@ func (u *UI) showAddServer() {
 	a.HeaderName.SetPlaceHolder("X-API-Key")
 	a.Secret = widget.NewPasswordEntry()
 	a.Secret.SetPlaceHolder("stored in your OS keychain only")
+	a.ClientID = widget.NewEntry()
+	a.ClientID.SetPlaceHolder("optional: a client registered for Keyport")
+	a.ClientSecret = widget.NewPasswordEntry()
+	a.ClientSecret.SetPlaceHolder("optional; stored in your OS keychain only")
 	a.Auth = widget.NewSelect(authOptions, nil)
 	base := []*widget.FormItem{
 		widget.NewFormItem("URL", a.URL),
@@ -126,6 +134,8 @@ func (u *UI) showAddServer() {
 	}
 	headerItem := widget.NewFormItem("Header", a.HeaderName)
 	secretItem := widget.NewFormItem("Secret", a.Secret)
+	clientIDItem := widget.NewFormItem("Client ID", a.ClientID)
+	clientSecretItem := widget.NewFormItem("Client secret", a.ClientSecret)
 	form := widget.NewForm(base...)
 	a.Auth.OnChanged = func(opt string) {
 		// The form shows only the fields the auth kind needs.
@@ -137,9 +147,13 @@ func (u *UI) showAddServer() {
 		case "headers":
 			secretItem.Text = "Value"
 			items = append(items, headerItem, secretItem)
+		case "oauth":
+			items = append(items, clientIDItem, clientSecretItem)
 		}
 		showIf(a.HeaderName, authKind(opt) == "headers")
-		showIf(a.Secret, len(items) > len(base))
+		showIf(a.Secret, authKind(opt) == "bearer" || authKind(opt) == "headers")
+		showIf(a.ClientID, authKind(opt) == "oauth")
+		showIf(a.ClientSecret, authKind(opt) == "oauth")
 		form.Items = items
 		form.Refresh()
 		if a.formDialog != nil {
@@ -220,6 +234,14 @@ func (a *AddServerDialog) server() (app.NewServer, error) {
 			return ns, fmt.Errorf("enter the value of %s", h)
 		}
 		ns.Secrets = map[string]string{"header/" + h: secret}
+	case "oauth":
+		ns.ClientID = strings.TrimSpace(a.ClientID.Text)
+		if a.ClientSecret.Text != "" {
+			if ns.ClientID == "" {
+				return ns, errors.New("enter the client ID the secret belongs to, or leave both empty to let Keyport register itself")
+			}
+			ns.Secrets = map[string]string{app.KindClientSecret: a.ClientSecret.Text}
+		}
 	}
 	return ns, nil
 }
@@ -422,9 +444,17 @@ func (u *UI) showSecretDialog(v app.ServerView) {
 	form := widget.NewForm()
 	for _, k := range kinds {
 		e := widget.NewPasswordEntry()
-		if slices.Contains(v.Credential.Missing, k) {
+		switch {
+		case k == app.KindClientID:
+			// Not a secret: shown, and edited in place.
+			e = widget.NewEntry()
+			e.SetText(v.Credential.ClientID)
+			e.SetPlaceHolder("none: Keyport registers itself")
+		case k == app.KindClientSecret && !v.Credential.ClientSecretSet:
+			e.SetPlaceHolder("none (leave empty for a public client)")
+		case slices.Contains(v.Credential.Missing, k):
 			e.SetPlaceHolder("missing")
-		} else {
+		default:
 			e.SetPlaceHolder("set (leave empty to keep)")
 		}
 		s.Entries[k] = e
@@ -436,6 +466,12 @@ func (u *UI) showSecretDialog(v app.ServerView) {
 	s.Submit.OnTapped = func() {
 		values := map[string]string{}
 		for k, e := range s.Entries {
+			if k == app.KindClientID {
+				if id := strings.TrimSpace(e.Text); id != v.Credential.ClientID {
+					values[k] = id // may clear it
+				}
+				continue
+			}
 			if e.Text != "" {
 				values[k] = e.Text
 			}
@@ -447,7 +483,11 @@ func (u *UI) showSecretDialog(v app.ServerView) {
 		s.busy()
 		u.bg(func() {
 			var err error
-			for k, val := range values {
+			// The client ID first: its secret needs it.
+			order := slices.Sorted(maps.Keys(values))
+			slices.SortStableFunc(order, func(x, y string) int { return boolOrder(y == app.KindClientID) - boolOrder(x == app.KindClientID) })
+			for _, k := range order {
+				val := values[k]
 				if err = u.core.SetSecret(name, k, val); err != nil {
 					err = fmt.Errorf("%s: %w", kindLabel(k), err)
 					break
@@ -473,10 +513,22 @@ func kindLabel(kind string) string {
 	if h, ok := strings.CutPrefix(kind, "header/"); ok {
 		return h
 	}
-	if kind == "bearer" {
+	switch kind {
+	case "bearer":
 		return "Bearer token"
+	case app.KindClientID:
+		return "Client ID"
+	case app.KindClientSecret:
+		return "Client secret"
 	}
 	return kind
+}
+
+func boolOrder(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // clearSecrets asks, then removes a server's credentials from the keychain.

@@ -325,3 +325,62 @@ func testRealAddServer(t *testing.T, overSocket bool) {
 		t.Error("the token is not in the keychain")
 	}
 }
+
+// TestRealAddOAuthPreregisteredClient adds an OAuth server with a
+// pre-registered client through the dialog: servers.yaml gets the client
+// ID and never the secret, the keychain gets the secret, the detail view
+// says "pre-registered client", and the Client… dialog edits the ID.
+func TestRealAddOAuthPreregisteredClient(t *testing.T) {
+	bothWays(t, func(t *testing.T, overSocket bool) {
+		h := newRealHarness(t, overSocket)
+		test.Tap(h.u.AddButton)
+		d := h.u.AddDialog
+		test.Type(d.URL, "https://api.githubcopilot.com/mcp/")
+		d.Name.SetText("github")
+		d.Auth.SetSelected("OAuth sign-in")
+		if !d.ClientID.Visible() || !d.ClientSecret.Visible() || !d.ClientSecret.Password || d.Secret.Visible() {
+			t.Fatal("OAuth must show Client ID and a masked Client secret, and no token field")
+		}
+		const secret = "gh-client-s3cret-42"
+		test.Type(d.ClientSecret, secret)
+		test.Tap(d.Submit)
+		if !d.Err.Visible() || !strings.Contains(d.Err.Text, "client ID") {
+			t.Errorf("a secret without a client ID: error %q", d.Err.Text)
+		}
+		test.Type(d.ClientID, "Ov23liABCDEF")
+		test.Tap(d.Submit)
+		h.waitFor("github listed", func() bool { return slices.Contains(h.shownNames(), "github") })
+		h.waitFor("the client mode shown", func() bool {
+			return h.u.selected == "github" && strings.Contains(h.u.Detail.overview.Auth.Text, "pre-registered client")
+		})
+		yaml, err := os.ReadFile(filepath.Join(h.dir, "servers.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(yaml), "client_id: Ov23liABCDEF") || strings.Contains(string(yaml), secret) {
+			t.Errorf("servers.yaml must hold the client ID and never its secret:\n%s", yaml)
+		}
+		h.keychain.mu.Lock()
+		stored := false
+		for k, v := range h.keychain.m {
+			stored = stored || (strings.Contains(k, "github/oauth/client-secret") && v == secret)
+		}
+		h.keychain.mu.Unlock()
+		if !stored {
+			t.Error("the client secret is not in the keychain under github/oauth/client-secret")
+		}
+
+		// The Client… dialog: the ID is shown and edited in place.
+		test.Tap(h.u.Detail.overview.SetCred)
+		sd := h.u.SecretDialog
+		if sd == nil || sd.Entries["client-id"] == nil || sd.Entries["client-id"].Text != "Ov23liABCDEF" || !sd.Entries["client-secret"].Password {
+			t.Fatalf("Client dialog: %+v", sd)
+		}
+		sd.Entries["client-id"].SetText("Ov23liXYZ")
+		test.Tap(sd.Submit)
+		h.waitFor("the new client ID in servers.yaml", func() bool {
+			b, _ := os.ReadFile(filepath.Join(h.dir, "servers.yaml"))
+			return strings.Contains(string(b), "client_id: Ov23liXYZ")
+		})
+	})
+}

@@ -39,6 +39,15 @@ type Catalog struct {
 	// Managed says what the organization's managed file sets; nil when
 	// there is none. See managed.go.
 	Managed *ManagedState
+	// OAuth holds the defaults of every OAuth server.
+	OAuth OAuthDefaults
+}
+
+// OAuthDefaults are servers.yaml's top-level oauth settings: what an OAuth
+// server uses unless its own auth section says otherwise.
+type OAuthDefaults struct {
+	// ClientMetadataURL is the default auth.client_metadata_url.
+	ClientMetadataURL string `yaml:"client_metadata_url,omitempty"`
 }
 
 // Registry is an MCP Registry (v0.1 API) to search and import from.
@@ -257,9 +266,42 @@ func (p *parser) file(doc *yaml.Node, cat *Catalog) {
 			p.registries(v, cat)
 		case "telemetry":
 			cat.Telemetry = p.telemetry(v, "telemetry")
+		case "oauth":
+			p.oauthDefaults(v, cat)
 		default:
-			p.unknown(k, k.Value, []string{"servers", "registries", "telemetry"})
+			p.unknown(k, k.Value, []string{"servers", "registries", "telemetry", "oauth"})
 		}
+	}
+}
+
+// oauthDefaults reads the top-level oauth mapping.
+func (p *parser) oauthDefaults(v *yaml.Node, cat *Catalog) {
+	if isNull(v) {
+		return
+	}
+	if v.Kind != yaml.MappingNode {
+		p.add(v.Line, "oauth", "must be a mapping (client_metadata_url: https://...)")
+		return
+	}
+	p.duplicates(v, "oauth.")
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], deref(v.Content[i+1])
+		if k.Value != "client_metadata_url" {
+			p.unknown(k, "oauth."+k.Value, []string{"client_metadata_url"})
+			continue
+		}
+		if isNull(val) {
+			continue
+		}
+		if val.Kind != yaml.ScalarNode {
+			p.add(val.Line, "oauth.client_metadata_url", "must be a string, not %s", kindName(val))
+			continue
+		}
+		if msg := CheckClientMetadataURL(val.Value); msg != "" {
+			p.add(val.Line, "oauth.client_metadata_url", "%s", msg)
+			continue
+		}
+		cat.OAuth.ClientMetadataURL = val.Value
 	}
 }
 
@@ -297,7 +339,7 @@ func (p *parser) servers(seq *yaml.Node, cat *Catalog) {
 			case "headers":
 				s.Headers = f.strMap(v, "headers")
 			case "auth":
-				f.mapping(v, "auth", []string{"type", "secret_headers", "client_id", "scopes", "callback_port"}, func(k string, v *yaml.Node) {
+				f.mapping(v, "auth", []string{"type", "secret_headers", "client_id", "scopes", "callback_port", "client_metadata_url"}, func(k string, v *yaml.Node) {
 					switch k {
 					case "type":
 						s.Auth.Type = AuthType(f.str(v, "auth.type"))
@@ -309,6 +351,8 @@ func (p *parser) servers(seq *yaml.Node, cat *Catalog) {
 						s.Auth.Scopes = f.strList(v, "auth.scopes")
 					case "callback_port":
 						s.Auth.CallbackPort = f.integer(v, "auth.callback_port")
+					case "client_metadata_url":
+						s.Auth.ClientMetadataURL = f.str(v, "auth.client_metadata_url")
 					}
 				})
 			case "tools":

@@ -125,6 +125,14 @@ func TestParseErrors(t *testing.T) {
 			"servers.yaml:6: servers[0].auth.callback_port: 80 is not a usable port (1024-65535, or 0 for any)"},
 		{"callback port text", "servers:\n  - name: a\n    url: https://a.example\n    auth:\n      type: oauth\n      callback_port: high\n",
 			"servers.yaml:6: servers[0].auth.callback_port: must be a whole number"},
+		{"client metadata URL not https", "servers:\n  - name: a\n    url: https://a.example\n    auth:\n      type: oauth\n      client_metadata_url: http://x.example/c.json\n",
+			`servers.yaml:6: servers[0].auth.client_metadata_url: "http://x.example/c.json" must be an https URL with a path, where your client metadata document is hosted (e.g. https://example.com/keyport/client.json)`},
+		{"client metadata URL without oauth", "servers:\n  - name: a\n    url: https://a.example\n    auth:\n      type: bearer\n      client_metadata_url: https://x.example/c.json\n",
+			"servers.yaml:6: servers[0].auth.client_metadata_url: only for auth.type oauth"},
+		{"default client metadata URL without path", "oauth:\n  client_metadata_url: https://x.example/\nservers: []\n",
+			`servers.yaml:2: oauth.client_metadata_url: "https://x.example/" must be an https URL with a path, where your client metadata document is hosted (e.g. https://example.com/keyport/client.json)`},
+		{"unknown oauth default", "oauth:\n  client_id: x\nservers: []\n",
+			`servers.yaml:2: oauth.client_id: unknown field (known: client_metadata_url)`},
 		{"bad scope", "servers:\n  - name: a\n    url: https://a.example\n    auth:\n      type: oauth\n      scopes: [\"a b\"]\n",
 			`servers.yaml:6: servers[0].auth.scopes[0]: "a b" is not a valid OAuth scope (no spaces or quotes)`},
 		{"bad regex", "servers:\n  - name: a\n    url: https://a.example\n    tools:\n      allow:\n        - get_*\n        - ^(a$\n",
@@ -296,5 +304,19 @@ func TestCheckToolPattern(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("CheckToolPattern(%q) = %q, want %q", tt.pattern, got, tt.want)
 		}
+	}
+}
+
+// TestOAuthDefaults: the top-level oauth mapping gives every OAuth server
+// a default client metadata URL; a server's own wins (app.LoginConfig).
+func TestOAuthDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := Parse("servers.yaml", []byte("oauth:\n  client_metadata_url: https://corp.example/keyport/client.json\nservers:\n"+
+		"  - name: a\n    url: https://a.example/mcp\n    auth:\n      type: oauth\n      client_metadata_url: https://a.example/client.json\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OAuth.ClientMetadataURL != "https://corp.example/keyport/client.json" || c.Servers[0].Auth.ClientMetadataURL != "https://a.example/client.json" {
+		t.Errorf("defaults %+v, server auth %+v", c.OAuth, c.Servers[0].Auth)
 	}
 }

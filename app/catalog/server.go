@@ -76,6 +76,11 @@ type Auth struct {
 	// CallbackPort fixes the loopback port of the OAuth redirect (oauth
 	// only; 0 picks a free one).
 	CallbackPort int `yaml:"callback_port,omitempty"`
+	// ClientMetadataURL is the https URL of a Client ID Metadata Document
+	// Keyport uses as its client ID where the authorization server supports
+	// it (oauth only; optional; the catalog's oauth.client_metadata_url is
+	// the default).
+	ClientMetadataURL string `yaml:"client_metadata_url,omitempty" json:",omitempty"`
 }
 
 // Tools is a tool policy: patterns are literal names, globs (`get_*`), or
@@ -314,7 +319,13 @@ func (s *Server) checkAuth(add func(field, format string, args ...any)) {
 		if a.CallbackPort != 0 {
 			add("auth.callback_port", "only for auth.type oauth")
 		}
+		if a.ClientMetadataURL != "" {
+			add("auth.client_metadata_url", "only for auth.type oauth")
+		}
 		return
+	}
+	if msg := CheckClientMetadataURL(a.ClientMetadataURL); msg != "" {
+		add("auth.client_metadata_url", "%s", msg)
 	}
 	if strings.TrimSpace(a.ClientID) != a.ClientID || strings.IndexFunc(a.ClientID, unicode.IsControl) >= 0 {
 		add("auth.client_id", "must not have surrounding spaces or control characters")
@@ -327,6 +338,20 @@ func (s *Server) checkAuth(add func(field, format string, args ...any)) {
 	if a.CallbackPort != 0 && (a.CallbackPort < 1024 || a.CallbackPort > 65535) {
 		add("auth.callback_port", "%d is not a usable port (1024-65535, or 0 for any)", a.CallbackPort)
 	}
+}
+
+// CheckClientMetadataURL returns why raw cannot be a Client ID Metadata
+// Document URL ("" when it can, or is empty): it must be an https URL with
+// a path, without a fragment or user info.
+func CheckClientMetadataURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.Trim(u.Path, "/") == "" || u.Fragment != "" || u.User != nil {
+		return fmt.Sprintf("%q must be an https URL with a path, where your client metadata document is hosted (e.g. https://example.com/keyport/client.json)", raw)
+	}
+	return ""
 }
 
 // SecretKinds are the keychain kinds this server's credentials use (for

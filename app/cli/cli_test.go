@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -45,5 +47,32 @@ func TestUsageErrorsExit2(t *testing.T) {
 		if !strings.Contains(errOut, "--help") {
 			t.Errorf("%q: stderr %q does not point at --help", argv, errOut)
 		}
+	}
+}
+
+// TestOAuthClientMetadata: keyport oauth client-metadata prints the Client
+// ID Metadata Document for the URL it will be hosted at, with the fixed
+// loopback redirect; without a URL it says where to give one.
+func TestOAuthClientMetadata(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := run(t, "oauth", "client-metadata", "--url", "https://corp.example/keyport/client.json", "--redirect-port", "40000")
+	if code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if doc["client_id"] != "https://corp.example/keyport/client.json" || doc["client_name"] != "Keyport" ||
+		doc["token_endpoint_auth_method"] != "none" || fmt.Sprint(doc["redirect_uris"]) != "[http://127.0.0.1:40000/callback]" {
+		t.Errorf("document %v", doc)
+	}
+	code, _, errOut = run(t, "oauth", "client-metadata")
+	if code != ExitFailure || !strings.Contains(errOut, "--url") || !strings.Contains(errOut, "oauth.client_metadata_url") {
+		t.Errorf("without a URL: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = run(t, "oauth", "client-metadata", "--url", "http://corp.example/c.json")
+	if code != ExitFailure || !strings.Contains(errOut, "https URL with a path") {
+		t.Errorf("an http URL: exit %d, %q", code, errOut)
 	}
 }

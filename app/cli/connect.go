@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"keyport/app"
 	"keyport/proxymgr/bridge"
 )
 
@@ -85,11 +86,14 @@ value: connect reads VAR from its environment.`,
 			if endpoint != "" {
 				cfg.URL = endpoint
 			} else {
-				app, err := e.catalogApp()
+				core, err := e.catalogApp()
 				if err != nil {
 					return err
 				}
-				target, err := app.BridgeTarget(a[0], log)
+				// A server that needs a new sign-in mid-session gets it in
+				// the browser, as mcp-remote does (at most once a minute).
+				core.SetSignInPrompt(app.PromptBrowser, nil, 0)
+				target, err := core.BridgeTarget(a[0], log)
 				if err != nil {
 					return err
 				}

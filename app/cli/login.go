@@ -6,15 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"keyport/app/oauth"
-	"keyport/app/secrets"
+	"keyport/app"
 )
 
 // loginOptions are the inputs of `keyport login`.
@@ -26,26 +24,6 @@ type loginOptions struct {
 	Scopes       []string
 	CallbackPort int
 	Timeout      time.Duration
-}
-
-// oauthDeps are the outside world of login and logout; tests replace them.
-type oauthDeps struct {
-	// store opens the keychain.
-	store func() (oauth.TokenStore, error)
-	// getenv reads the environment (BROWSER).
-	getenv func(string) string
-	// httpClient makes the OAuth requests; nil: oauth.DefaultHTTPClient().
-	httpClient *http.Client
-	// lockDir holds the sign-in locks; "": oauth.DefaultLockDir().
-	lockDir string
-}
-
-var defaultOAuthDeps = oauthDeps{store: keychainTokenStore, getenv: os.Getenv}
-
-// keychainTokenStore is the OS keychain (app/secrets, service "keyport"),
-// read through on every Get: the cross-process refresh needs fresh reads.
-func keychainTokenStore() (oauth.TokenStore, error) {
-	return oauth.KeychainStore(secrets.New(secrets.Options{})), nil
 }
 
 func newLoginCmd(e *env) *cobra.Command {
@@ -65,39 +43,24 @@ printed for you to open.`,
 		Example: `  keyport login github --url https://api.githubcopilot.com/mcp/
   keyport login --name notion --url https://mcp.notion.com/mcp --no-browser`,
 		Args: args(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			name, err := nameArg(o.Name, a)
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			name, err := nameArg(o.Name, argv)
 			if err != nil {
 				return err
 			}
 			o.Name = name
-			deps := defaultOAuthDeps
+			a, err := e.app()
+			if err != nil {
+				return err
+			}
 			if o.URL == "" {
 				// A catalog server: its URL, client and scopes come from
-				// servers.yaml; tokens go to the same keychain and locks
-				// as the app's.
-				a, err := e.catalogApp()
-				if err != nil {
+				// servers.yaml.
+				if a, err = e.catalogApp(); err != nil {
 					return err
 				}
-				lc, err := a.LoginConfig(name)
-				if err != nil {
-					return err
-				}
-				o.URL = lc.ResourceURL
-				if o.ClientID == "" {
-					o.ClientID = lc.ClientID
-				}
-				if len(o.Scopes) == 0 {
-					o.Scopes = lc.Scopes
-				}
-				if o.CallbackPort == 0 {
-					o.CallbackPort = lc.CallbackPort
-				}
-				deps.store = func() (oauth.TokenStore, error) { return lc.Store, nil }
-				deps.lockDir = lc.LockDir
 			}
-			return runLogin(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), o, deps)
+			return runLogin(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), a, o, os.Getenv)
 		},
 	}
 	f := cmd.Flags()
@@ -107,7 +70,7 @@ printed for you to open.`,
 	f.StringVar(&o.ClientID, "client-id", "", "a pre-registered OAuth client ID (its secret, if any, is read from the keychain)")
 	f.StringSliceVar(&o.Scopes, "scopes", nil, "scopes to request, comma-separated (default: what the server asks for)")
 	f.IntVar(&o.CallbackPort, "callback-port", 0, "fixed port of the 127.0.0.1 redirect URI (default: any free port)")
-	f.DurationVar(&o.Timeout, "timeout", oauth.DefaultLoginTimeout, "how long to wait for the browser")
+	f.DurationVar(&o.Timeout, "timeout", app.DefaultLoginTimeout, "how long to wait for the browser")
 	return cmd
 }
 
@@ -120,19 +83,16 @@ func newLogoutCmd(e *env) *cobra.Command {
 		Long: `Remove a server's OAuth tokens and client registrations from the OS keychain,
 after asking its authorization server to revoke them (when it supports that).`,
 		Args: args(cobra.MaximumNArgs(1)),
-		RunE: func(cmd *cobra.Command, a []string) error {
-			n, err := nameArg(name, a)
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			n, err := nameArg(name, argv)
 			if err != nil {
 				return err
 			}
-			deps := defaultOAuthDeps
-			if ap, err := e.catalogApp(); err == nil {
-				if lc, err := ap.LogoutConfig(n); err == nil {
-					deps.store = func() (oauth.TokenStore, error) { return lc.Store, nil }
-					deps.lockDir = lc.LockDir
-				}
+			a, err := e.app()
+			if err != nil {
+				return err
 			}
-			return runLogout(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), n, !noRevoke, deps)
+			return runLogout(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), a, n, !noRevoke)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "the server's name (or give it as the argument)")
@@ -159,42 +119,29 @@ func cliLogger(errOut io.Writer) *slog.Logger {
 }
 
 // runLogin signs in to one server; the reusable body of `keyport login`.
-func runLogin(ctx context.Context, out, errOut io.Writer, o loginOptions, d oauthDeps) error {
-	store, err := d.store()
-	if err != nil {
-		return err
-	}
-	cfg := oauth.LoginConfig{
-		Server:       o.Name,
-		ResourceURL:  o.URL,
+func runLogin(ctx context.Context, out, errOut io.Writer, a *app.App, o loginOptions, getenv func(string) string) error {
+	open := app.BrowserOpener(getenv)
+	res, err := a.Login(ctx, app.LoginRequest{
+		Name:         o.Name,
+		URL:          o.URL,
 		ClientID:     o.ClientID,
 		Scopes:       o.Scopes,
 		CallbackPort: o.CallbackPort,
-		Store:        store,
-		HTTPClient:   d.httpClient,
-		Logger:       cliLogger(errOut),
 		Timeout:      o.Timeout,
-		LockDir:      d.lockDir,
-	}
-	if o.ClientID != "" {
-		if cfg.ClientSecret, err = oauth.ClientSecretFromStore(store, o.Name); err != nil {
-			return err
-		}
-	}
-	open := oauth.BrowserOpener(d.getenv)
-	cfg.OpenBrowser = func(u string) error {
-		if !o.NoBrowser {
-			err := open(u)
-			if err == nil {
-				fmt.Fprintf(out, "Opened the browser to sign in to %s. Waiting (up to %s)...\n", o.Name, timeoutOf(o.Timeout))
-				return nil
+		Logger:       cliLogger(errOut),
+		OpenBrowser: func(u string) error {
+			if !o.NoBrowser {
+				err := open(u)
+				if err == nil {
+					fmt.Fprintf(out, "Opened the browser to sign in to %s. Waiting (up to %s)...\n", o.Name, timeoutOf(o.Timeout))
+					return nil
+				}
+				fmt.Fprintf(errOut, "keyport: could not open a browser: %v\n", err)
 			}
-			fmt.Fprintf(errOut, "keyport: could not open a browser: %v\n", err)
-		}
-		fmt.Fprintf(out, "Open this URL in a browser to sign in to %s (waiting up to %s):\n\n  %s\n\n", o.Name, timeoutOf(o.Timeout), u)
-		return nil
-	}
-	res, err := oauth.Login(ctx, cfg)
+			fmt.Fprintf(out, "Open this URL in a browser to sign in to %s (waiting up to %s):\n\n  %s\n\n", o.Name, timeoutOf(o.Timeout), u)
+			return nil
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -214,25 +161,14 @@ func runLogin(ctx context.Context, out, errOut io.Writer, o loginOptions, d oaut
 
 func timeoutOf(d time.Duration) time.Duration {
 	if d <= 0 {
-		return oauth.DefaultLoginTimeout
+		return app.DefaultLoginTimeout
 	}
 	return d
 }
 
 // runLogout signs out of one server; the reusable body of `keyport logout`.
-func runLogout(ctx context.Context, out, errOut io.Writer, name string, revoke bool, d oauthDeps) error {
-	store, err := d.store()
-	if err != nil {
-		return err
-	}
-	res, err := oauth.Logout(ctx, oauth.LogoutConfig{
-		Server:     name,
-		Store:      store,
-		Revoke:     revoke,
-		HTTPClient: d.httpClient,
-		LockDir:    d.lockDir,
-		Logger:     cliLogger(errOut),
-	})
+func runLogout(ctx context.Context, out, errOut io.Writer, a *app.App, name string, revoke bool) error {
+	res, err := a.Logout(ctx, name, revoke, cliLogger(errOut))
 	if err != nil {
 		return err
 	}

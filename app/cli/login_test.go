@@ -5,24 +5,44 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"keyport/app"
 	"keyport/app/oauth"
 	"keyport/app/oauth/oauthtest"
+	"keyport/app/secrets"
 )
 
-// memDeps are login/logout dependencies on an in-memory keychain.
-func memDeps(t *testing.T, store oauth.TokenStore, browser string) oauthDeps {
-	return oauthDeps{
-		store:   func() (oauth.TokenStore, error) { return store, nil },
-		getenv:  func(k string) string { return map[string]string{"BROWSER": browser}[k] },
-		lockDir: t.TempDir(),
+// loginApp is an App on a test keychain (the real one under
+// scripts/session.sh, with a service of the test's own) and its store.
+func loginApp(t *testing.T) (*app.App, secrets.Backend, string) {
+	t.Helper()
+	c := newCLIEnv(t)
+	a, err := app.New(c.opts)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { a.Close() })
+	return a, c.opts.Keychain, c.opts.KeychainService
+}
+
+// keychainKinds lists server's kinds in the test keychain.
+func keychainKinds(t *testing.T, kc secrets.Backend, service, server string) []string {
+	t.Helper()
+	kinds, err := secrets.New(secrets.Options{Backend: kc, Service: service}).Kinds(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kinds
 }
 
 // TestLoginNoBrowserPrintsURL: --no-browser prints the URL; opening it
@@ -31,14 +51,14 @@ func TestLoginNoBrowserPrintsURL(t *testing.T) {
 	t.Parallel()
 	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
 	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}})
-	store := oauth.NewMemoryStore()
-	deps := memDeps(t, store, "/nonexistent/browser-must-not-run")
+	a, kc, service := loginApp(t)
+	noBrowser := func(string) string { return "/nonexistent/browser-must-not-run" }
 
 	pr, pw := io.Pipe()
 	var errOut bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- runLogin(context.Background(), pw, &errOut, loginOptions{Name: "demo", URL: srv.Endpoint, NoBrowser: true, Timeout: 20 * time.Second}, deps)
+		done <- runLogin(context.Background(), pw, &errOut, a, loginOptions{Name: "demo", URL: srv.Endpoint, NoBrowser: true, Timeout: 20 * time.Second}, noBrowser)
 		pw.Close()
 	}()
 	var printed strings.Builder
@@ -64,14 +84,14 @@ func TestLoginNoBrowserPrintsURL(t *testing.T) {
 	}
 
 	var lo bytes.Buffer
-	if err := runLogout(context.Background(), &lo, &errOut, "demo", true, deps); err != nil {
+	if err := runLogout(context.Background(), &lo, &errOut, a, "demo", true); err != nil {
 		t.Fatal(err)
 	}
-	if lo.String() != "Signed out of demo (tokens revoked).\n" || len(store.Keys()) != 0 {
-		t.Errorf("logout said %q, keychain %q", lo.String(), store.Keys())
+	if kinds := keychainKinds(t, kc, service, "demo"); lo.String() != "Signed out of demo (tokens revoked).\n" || len(kinds) != 0 {
+		t.Errorf("logout said %q, keychain %q", lo.String(), kinds)
 	}
 	lo.Reset()
-	if err := runLogout(context.Background(), &lo, &errOut, "demo", true, deps); err != nil || lo.String() != "demo was not signed in; nothing to do.\n" {
+	if err := runLogout(context.Background(), &lo, &errOut, a, "demo", true); err != nil || lo.String() != "demo was not signed in; nothing to do.\n" {
 		t.Errorf("second logout: %v %q", err, lo.String())
 	}
 }
@@ -80,11 +100,12 @@ func TestLoginFailsClearly(t *testing.T) {
 	t.Parallel()
 	as := oauthtest.New(t, oauthtest.Options{PKCEMethods: []string{}})
 	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
-	store := oauth.NewMemoryStore()
+	a, kc, service := loginApp(t)
 	var out, errOut bytes.Buffer
-	err := runLogin(context.Background(), &out, &errOut, loginOptions{Name: "demo", URL: srv.Endpoint}, memDeps(t, store, "true"))
-	if err == nil || !strings.Contains(err.Error(), "PKCE") || len(store.Keys()) != 0 {
-		t.Errorf("login against a server without PKCE: %v, keychain %q", err, store.Keys())
+	err := runLogin(context.Background(), &out, &errOut, a, loginOptions{Name: "demo", URL: srv.Endpoint},
+		func(string) string { return "true" })
+	if kinds := keychainKinds(t, kc, service, "demo"); err == nil || !strings.Contains(err.Error(), "PKCE") || len(kinds) != 0 {
+		t.Errorf("login against a server without PKCE: %v, keychain %q", err, kinds)
 	}
 }
 
@@ -117,10 +138,54 @@ func TestBrowserHelperProcess(t *testing.T) {
 	if u == "" {
 		t.Skip("helper process for TestLoginBrowserEnvKeychain")
 	}
+	if out := os.Getenv(forgeEnv); out != "" {
+		// A local program racing the browser: it sends callbacks that do
+		// not belong to the sign-in before the real redirect, and records
+		// what each got.
+		_ = os.WriteFile(out, []byte(forgeCallbacks(u)), 0o600)
+	}
 	b := oauthtest.NewBrowser()
 	_ = b.Open(u)
 	p := <-b.Done
 	_ = os.WriteFile(os.Getenv("KEYPORT_TEST_BROWSER_PAGE"), []byte(p.Body), 0o600)
+}
+
+// forgeEnv names the file where the helper browser records its forged
+// callbacks' answers (one "status name" line each).
+const forgeEnv = "KEYPORT_TEST_BROWSER_FORGE"
+
+// forgeCallbacks sends forged requests to the redirect URI of the
+// authorization URL authURL: a wrong state, no state, and the right state
+// with a foreign Host. It returns one "STATUS what" line per request.
+func forgeCallbacks(authURL string) string {
+	u, err := url.Parse(authURL)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	redirect, state := u.Query().Get("redirect_uri"), u.Query().Get("state")
+	var b strings.Builder
+	for _, f := range []struct{ what, query, host string }{
+		{"wrong-state", "code=forged&state=guessed", ""},
+		{"no-state", "code=forged", ""},
+		{"foreign-host", "code=forged&state=" + url.QueryEscape(state), "attacker.example"},
+	} {
+		req, err := http.NewRequest(http.MethodGet, redirect+"?"+f.query, nil)
+		if err != nil {
+			fmt.Fprintf(&b, "error %s\n", f.what)
+			continue
+		}
+		if f.host != "" {
+			req.Host = f.host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintf(&b, "error %s %v\n", f.what, err)
+			continue
+		}
+		resp.Body.Close()
+		fmt.Fprintf(&b, "%d %s\n", resp.StatusCode, f.what)
+	}
+	return b.String()
 }
 
 // requireRealKeychain skips unless the test runs under scripts/session.sh,
@@ -144,21 +209,16 @@ func TestLoginBrowserEnvKeychain(t *testing.T) {
 	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
 	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
 	dir := t.TempDir()
-	page := filepath.Join(dir, "page.html")
-	script := filepath.Join(dir, "browser.sh")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+browserEnv+"=\"$1\" KEYPORT_TEST_BROWSER_PAGE='"+page+
-		"' exec '"+os.Args[0]+"' -test.run='^TestBrowserHelperProcess$'\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script, page := browserScript(t, dir)
 	t.Setenv("BROWSER", script)
-	t.Setenv("KEYPORT_CONFIG_DIR", filepath.Join(dir, "config"))
+	c := newCLIEnv(t)
 	name := "kp-cli-test-" + strings.ToLower(filepath.Base(dir))
 
-	code, out, errOut := run(t, "login", name, "--url", srv.Endpoint, "--timeout", "30s")
+	code, out, errOut := c.run(t, "", "login", name, "--url", srv.Endpoint, "--timeout", "30s")
 	if code != ExitOK || !strings.Contains(out, "Opened the browser to sign in to "+name) || !strings.Contains(out, "Signed in to "+name) {
 		t.Fatalf("login: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	store, _ := keychainTokenStore()
+	store := secrets.New(secrets.Options{Backend: c.opts.Keychain, Service: c.opts.KeychainService})
 	if _, err := store.Get(name, oauth.KindToken); err != nil {
 		t.Fatalf("no token in the keychain after login: %v", err)
 	}
@@ -172,15 +232,91 @@ func TestLoginBrowserEnvKeychain(t *testing.T) {
 	if !strings.Contains(string(body), "Signed in to "+name) {
 		t.Errorf("the browser ended on %q", body)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "config", "locks")); err != nil {
-		t.Errorf("the lock directory is not under KEYPORT_CONFIG_DIR: %v", err)
+	if _, err := os.Stat(filepath.Join(c.dir, "locks")); err != nil {
+		t.Errorf("the lock directory is not in the config dir: %v", err)
 	}
 
-	code, out, errOut = run(t, "logout", name)
+	code, out, errOut = c.run(t, "", "logout", name)
 	if code != ExitOK || out != "Signed out of "+name+" (tokens revoked).\n" {
 		t.Fatalf("logout: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	if _, err := store.Get(name, oauth.KindToken); !errors.Is(err, oauth.ErrNotFound) {
+	if _, err := store.Get(name, oauth.KindToken); !errors.Is(err, secrets.ErrNotFound) {
 		t.Errorf("token after logout: %v, want not found", err)
+	}
+}
+
+// browserScript writes a BROWSER script that runs this test binary as a
+// headless browser (TestBrowserHelperProcess) with env added, and returns
+// it with the file its final page is written to.
+func browserScript(t *testing.T, dir string, env ...string) (script, page string) {
+	t.Helper()
+	page = filepath.Join(dir, "page.html")
+	script = filepath.Join(dir, "browser.sh")
+	extra := ""
+	for _, e := range env {
+		extra += e + " "
+	}
+	if err := os.WriteFile(script, []byte("#!/bin/sh\n"+browserEnv+"=\"$1\" KEYPORT_TEST_BROWSER_PAGE='"+page+"' "+extra+
+		"exec '"+os.Args[0]+"' -test.run='^TestBrowserHelperProcess$'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script, page
+}
+
+// waitFile waits up to 5 s for a non-empty file and returns it.
+func waitFile(t *testing.T, p string) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if b, _ := os.ReadFile(p); len(b) > 0 {
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLoginBinaryRefusesForgedCallbacks runs the built binary's `keyport
+// login` with a BROWSER that first plays a local attacker: forged
+// callbacks (wrong state, no state, the right state through a foreign
+// Host) each get 400, and the real redirect that follows still signs in,
+// with the tokens in the real keychain.
+func TestLoginBinaryRefusesForgedCallbacks(t *testing.T) {
+	requireRealKeychain(t)
+	bin := keyportBinary(t)
+	as := oauthtest.New(t, oauthtest.Options{Revocation: true})
+	srv := oauthtest.NewMCP(t, as, oauthtest.MCPOptions{})
+	dir := t.TempDir()
+	forged := filepath.Join(dir, "forged.txt")
+	script, page := browserScript(t, dir, forgeEnv+"='"+forged+"'")
+	name := "kp-forge-" + strings.ToLower(filepath.Base(dir))
+
+	cmd := exec.Command(bin, "login", name, "--url", srv.Endpoint, "--timeout", "30s")
+	cmd.Env = append(os.Environ(), "BROWSER="+script, "KEYPORT_CONFIG_DIR="+filepath.Join(dir, "config"))
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	store := secrets.New(secrets.Options{})
+	t.Cleanup(func() {
+		for _, k := range []string{oauth.KindToken, oauth.KindClients, oauth.KindStepUp} {
+			_ = store.Delete(name, k)
+		}
+	})
+	if err != nil || !strings.Contains(out.String(), "Signed in to "+name) {
+		t.Fatalf("keyport login: %v\nstdout %s\nstderr %s", err, out.String(), errOut.String())
+	}
+	if got := waitFile(t, forged); got != "400 wrong-state\n400 no-state\n400 foreign-host\n" {
+		t.Errorf("forged callbacks got %q, want 400 each", got)
+	}
+	if body := waitFile(t, page); !strings.Contains(body, "Signed in to "+name) {
+		t.Errorf("the browser ended on %q", body)
+	}
+	raw, err := store.Get(name, oauth.KindToken)
+	if err != nil || !strings.Contains(raw, `"issuer":"`+as.URL+`"`) {
+		t.Fatalf("token in the keychain after login: %v", err)
+	}
+	if errs := as.Errors(); len(errs) > 0 {
+		t.Errorf("the authorization server saw bad requests: %q", errs)
 	}
 }

@@ -24,25 +24,6 @@ import (
 	"keyport/proxymgr/peercred/peertest"
 )
 
-// cliBinary is the built keyport-cli (beside KEYPORT_BIN, which make test
-// sets), or KEYPORT_BIN itself.
-func cliBinary(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("KEYPORT_BIN")
-	if bin == "" {
-		t.Skip("KEYPORT_BIN is not set (make test sets it to bin/keyport): skipping the test of the built binary")
-	}
-	if cli := filepath.Join(filepath.Dir(bin), "keyport-cli"); fileExists(cli) {
-		return cli
-	}
-	return bin
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
 // runBinary starts `bin args...` with env added to this process's
 // environment and returns its first stdout line, and stop, which
 // interrupts it (as Ctrl-C does), checks that it exits cleanly and returns
@@ -127,7 +108,7 @@ var portLine = regexp.MustCompile(`^Proxying connections to (\S+) on 127\.0\.0\.
 // everything and the upstream receives nothing from it; the same client
 // run as the owner works, and the upstream sees the injected token.
 func TestBinaryRefusesOtherUsers(t *testing.T) {
-	bin := cliBinary(t)
+	bin := cliBinary(t, keyportBinary(t))
 	peertest.RequireRoot(t)
 	if s := app.PeerCheck(); !s.Active {
 		t.Skipf("no peer check on this system: %v", s)
@@ -216,7 +197,7 @@ func TestBinaryRefusesOtherUsers(t *testing.T) {
 // TestBinarySaysWhetherOthersAreKeptOut: `keyport version` says whether the
 // same-user check is active here.
 func TestBinarySaysWhetherOthersAreKeptOut(t *testing.T) {
-	bin := cliBinary(t)
+	bin := cliBinary(t, keyportBinary(t))
 	out, err := exec.Command(bin, "version").Output()
 	if err != nil {
 		t.Fatal(err)

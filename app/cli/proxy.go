@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"keyport/app"
+	"keyport/app/secrets"
 	"keyport/proxymgr"
 	"keyport/proxymgr/peercred"
 )
@@ -61,6 +62,11 @@ is allowed.`,
 				a, err := e.catalogApp()
 				if err != nil {
 					return err
+				}
+				if secrets.NewPrompter(e.io.In, e.io.Err).IsTerminal() {
+					// Someone watches: a server that needs a new sign-in
+					// mid-session gets it in the browser.
+					a.SetSignInPrompt(app.PromptBrowser, nil, 0)
 				}
 				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
 				u, stop, err := a.ServeProxy(name, port, log)

@@ -32,7 +32,10 @@ type serverRow struct {
 	Deny          []string          `json:"deny" yaml:"deny"`
 	NoToolAllowed bool              `json:"no_tool_allowed" yaml:"no_tool_allowed"`
 	CredentialSet bool              `json:"credential_set" yaml:"credential_set"`
-	Demo          bool              `json:"demo,omitempty" yaml:"demo,omitempty"`
+	// OAuthClient is how Keyport identifies itself to an OAuth server:
+	// "pre-registered client", "client metadata URL" or "dynamic registration".
+	OAuthClient string `json:"oauth_client,omitempty" yaml:"oauth_client,omitempty"`
+	Demo        bool   `json:"demo,omitempty" yaml:"demo,omitempty"`
 	// Managed: the organization's managed settings define the server
 	// (read-only). ManagedDeny and ManagedPinning are what they force on it.
 	Managed        bool     `json:"managed" yaml:"managed"`
@@ -48,7 +51,8 @@ func newLsCmd(e *env) *cobra.Command {
 		Long: `List the MCP servers in your catalog (servers.yaml) with their local proxy.
 
 Columns: Name, Description, Type (how Keyport authenticates: none, bearer,
-headers or oauth), Labels, Proxy (the local URL when its proxy runs, else -)
+headers or oauth, with how Keyport is known to an OAuth server: pre-registered
+client, client metadata URL or dynamic registration), Labels, Proxy (the local URL when its proxy runs, else -)
 and Allowed Tools (the tool policy; [!] marks a server whose policy allows no
 tool at all).`,
 		Example: `  keyport ls
@@ -91,7 +95,8 @@ func toRow(a *app.App, v app.ServerView) serverRow {
 		ProxyState: string(v.State), Enabled: v.Enabled,
 		Allow: v.Allow, Deny: v.Deny, NoToolAllowed: a.AllowsNoTool(v),
 		CredentialSet: !v.Credential.Needed || v.Credential.Set, Demo: v.Demo,
-		Managed: v.Managed, ManagedDeny: v.ManagedDeny, ManagedPinning: v.ManagedPinning,
+		OAuthClient: v.Credential.OAuthClient,
+		Managed:     v.Managed, ManagedDeny: v.ManagedDeny, ManagedPinning: v.ManagedPinning,
 	}
 	if r.ManagedDeny == nil {
 		r.ManagedDeny = []string{}
@@ -154,7 +159,11 @@ func printServers(w io.Writer, format string, rows []serverRow) error {
 			name += " (org)"
 			org = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, oneLine(r.Description, 48), r.Type,
+		typ := r.Type
+		if r.OAuthClient != "" {
+			typ += " (" + r.OAuthClient + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, oneLine(r.Description, 48), typ,
 			formatLabels(r.Labels), proxy, tools)
 	}
 	if err := tw.Flush(); err != nil {
@@ -249,19 +258,27 @@ func matches(v app.ServerView, labels map[string]string, search string) bool {
 func newAddCmd(e *env) *cobra.Command {
 	var n app.NewServer
 	var labels, headers, secretHeaders []string
-	var bearer, oauthFlag bool
+	var bearer, oauthFlag, clientSecret bool
 	cmd := &cobra.Command{
 		Use:   "add NAME URL",
 		Short: "Add a remote MCP server to your catalog",
 		Long: `Add a streamable-HTTP MCP server to servers.yaml.
 
 Secrets never come from the command line, where other programs can read
-them: with --bearer or --secret-header, Keyport asks for each value with a
-prompt that does not echo, or reads one value per line from stdin when it is
-not a terminal. Values go to the OS keychain only.`,
-		Example: `  keyport add github https://api.githubcopilot.com/mcp/ --bearer
+them: with --bearer, --secret-header or --client-secret, Keyport asks for
+each value with a prompt that does not echo, or reads one value per line
+from stdin when it is not a terminal. Values go to the OS keychain only.
+
+An OAuth server (--oauth) is signed in to with keyport login NAME. Keyport
+identifies itself to its authorization server in one of three ways: a
+client you registered there yourself (--client-id, and --client-secret for
+a confidential client: GitHub, Entra ID, Okta...), a Client ID Metadata
+Document your organization hosts (--client-metadata-url, or the default
+oauth.client_metadata_url in servers.yaml), or else dynamic registration.`,
+		Example: `  keyport add github https://api.githubcopilot.com/mcp/ --oauth --client-id Iv1.0123456789abcdef --client-secret
   keyport add acme https://mcp.acme.example/mcp --secret-header X-API-Key --label team=data
-  printf '%s\n' "$TOKEN" | keyport add ci https://mcp.example.com/mcp --bearer`,
+  printf '%s\n' "$TOKEN" | keyport add ci https://mcp.example.com/mcp --bearer
+  keyport add notion https://mcp.notion.com/mcp --oauth`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			n.Name, n.URL = argv[0], argv[1]
@@ -281,6 +298,12 @@ not a terminal. Values go to the OS keychain only.`,
 			if kinds > 1 {
 				return usage(errors.New("use one of --bearer, --secret-header and --oauth"))
 			}
+			if !oauthFlag && (n.ClientID != "" || clientSecret || n.ClientMetadataURL != "" || n.CallbackPort != 0) {
+				return usage(errors.New("--client-id, --client-secret, --client-metadata-url and --callback-port go with --oauth"))
+			}
+			if clientSecret && n.ClientID == "" {
+				return usage(errors.New("--client-secret needs --client-id: a client secret belongs to a pre-registered client"))
+			}
 			n.AuthType = "none"
 			n.Secrets = map[string]string{}
 			p := secrets.NewPrompter(e.io.In, e.io.Err)
@@ -299,6 +322,11 @@ not a terminal. Values go to the OS keychain only.`,
 				}
 			case oauthFlag:
 				n.AuthType = "oauth"
+				if clientSecret {
+					if n.Secrets[app.KindClientSecret], err = p.Read(fmt.Sprintf("Client secret of %s's OAuth client %s", n.Name, n.ClientID)); err != nil {
+						return err
+					}
+				}
 			}
 			a, err := e.app()
 			if err != nil {
@@ -325,6 +353,10 @@ not a terminal. Values go to the OS keychain only.`,
 	f.StringArrayVar(&secretHeaders, "secret-header", nil, "a header NAME whose value is secret; asked for, kept in the keychain (repeatable)")
 	f.BoolVar(&bearer, "bearer", false, "the server takes a bearer token; asked for, kept in the keychain")
 	f.BoolVar(&oauthFlag, "oauth", false, "the server uses OAuth sign-in (keyport login NAME)")
+	f.StringVar(&n.ClientID, "client-id", "", "with --oauth: the ID of an OAuth client registered for Keyport at the server's authorization server")
+	f.BoolVar(&clientSecret, "client-secret", false, "with --client-id: the client has a secret; asked for, kept in the keychain")
+	f.StringVar(&n.ClientMetadataURL, "client-metadata-url", "", "with --oauth: the https URL of Keyport's Client ID Metadata Document (keyport oauth client-metadata)")
+	f.IntVar(&n.CallbackPort, "callback-port", 0, "with --oauth: the fixed port of the 127.0.0.1 redirect URI the client was registered with")
 	return cmd
 }
 
@@ -390,7 +422,8 @@ func newSecretCmd(e *env) *cobra.Command {
 		Args:  args(cobra.NoArgs),
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	kindHelp := `KIND is "bearer" or "header/NAME" (one of the server's secret_headers);
+	kindHelp := `KIND is "bearer" or "header/NAME" (one of the server's secret_headers), or
+"client-secret" for an OAuth server's pre-registered client (auth.client_id);
 it may be left out when the server has only one secret.`
 	set := &cobra.Command{
 		Use:   "set NAME [KIND]",
@@ -420,7 +453,7 @@ it may be left out when the server has only one secret.`
 	}
 	rm := &cobra.Command{
 		Use:   "rm NAME",
-		Short: "Remove every credential of a server from the OS keychain",
+		Short: "Remove every credential of a server from the OS keychain (an OAuth server's client secret; sign out with keyport logout)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			a, err := e.catalogApp()
@@ -448,7 +481,7 @@ func secretKind(a *app.App, argv []string) (string, error) {
 	if len(argv) == 2 {
 		k := argv[1]
 		// Accept a bare header name for convenience.
-		if k != secrets.KindBearer && !strings.HasPrefix(k, "header/") {
+		if k != secrets.KindBearer && k != app.KindClientSecret && !strings.HasPrefix(k, "header/") {
 			k = secrets.HeaderKind(k)
 		}
 		return k, nil

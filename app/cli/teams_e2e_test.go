@@ -28,7 +28,7 @@ import (
 // to the collector, `keyport telemetry status` says so, and a broken
 // managed file keeps the last good one, loudly.
 func TestTeamsThroughTheBinary(t *testing.T) {
-	bin := cliBinary(t)
+	bin := cliBinary(t, keyportBinary(t))
 	col := telemetrytest.Start(t)
 
 	s := mcp.NewServer(&mcp.Implementation{Name: "corp", Version: "1"}, nil)

@@ -2,13 +2,17 @@ package oauth
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"html/template"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -17,18 +21,27 @@ import (
 const callbackPath = "/callback"
 
 // callback is the loopback HTTP server the authorization server redirects
-// the browser to. It hands the first callback's query to the login and
-// answers the browser with the login's final outcome, so the browser ends
-// on a page that tells the truth.
+// the browser to. It hands the first callback that belongs to this sign-in
+// (the right Host and the right state) to the login and answers the
+// browser with the login's final outcome, so the browser ends on a page
+// that tells the truth. Any other request to it (another local program
+// racing the browser, an old tab) gets a plain 400 page and changes
+// nothing: the listener keeps waiting for the real redirect until the
+// sign-in times out.
 type callback struct {
 	server string
 	ln     net.Listener
 	srv    *http.Server
-	// results receives the first callback.
+	// state is the OAuth state of this sign-in: only a callback carrying it
+	// may end the sign-in.
+	state string
+	// results receives the first callback with the right state.
 	results chan callbackResult
 	once    sync.Once
 	// done is closed when the login is over; a waiting handler gives up.
 	done chan struct{}
+	// refused counts callbacks turned away (wrong Host or state).
+	refused atomic.Int64
 }
 
 // callbackResult is one callback and the way to answer it.
@@ -49,7 +62,7 @@ func listenCallback(server string, port int) (*callback, error) {
 		}
 		return nil, fmt.Errorf("listen for the sign-in callback on 127.0.0.1:%d: %w", port, err)
 	}
-	c := &callback{server: server, ln: ln, results: make(chan callbackResult, 1), done: make(chan struct{})}
+	c := &callback{server: server, ln: ln, state: rand.Text(), results: make(chan callbackResult, 1), done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc(callbackPath, c.handle)
 	c.srv = &http.Server{
@@ -82,12 +95,38 @@ func (c *callback) close() {
 	_ = c.srv.Shutdown(ctx)
 }
 
+// hostAllowed reports whether a callback's Host is a loopback name with
+// the listener's port, as in the redirect URI (localhost too: some
+// browsers rewrite 127.0.0.1 for display but never for requests, and a
+// user may paste the URL). Anything else did not come from our redirect
+// (DNS rebinding, a request to another name).
+func (c *callback) hostAllowed(host string) bool {
+	h, p, err := net.SplitHostPort(host)
+	if err != nil || p != strconv.Itoa(c.port()) {
+		return false
+	}
+	return h == "127.0.0.1" || strings.EqualFold(h, "localhost")
+}
+
 // replyTimeout bounds how long the browser waits for the login's outcome.
 const replyTimeout = 2 * time.Minute
+
+// errNotThisSignIn is the text of the page a callback that does not
+// belong to this sign-in gets. It ends nothing.
+var errNotThisSignIn = errors.New("this request does not belong to the sign-in Keyport is waiting for " +
+	"(an old browser tab, or another program); Keyport keeps waiting for the right one")
 
 func (c *callback) handle(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	// Only the browser's redirect to our redirect URI, carrying this
+	// sign-in's state, may end the sign-in. Everything else is refused
+	// without touching it: a forged request must not abort a sign-in.
+	if !c.hostAllowed(r.Host) || !validState(r.URL.Query().Get("state"), c.state) {
+		c.refused.Add(1)
+		renderPage(w, http.StatusBadRequest, "Not a sign-in Keyport is waiting for", errNotThisSignIn.Error())
 		return
 	}
 	first := false
@@ -130,14 +169,16 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 // writePage writes the plain page the browser ends on. The error text is
 // Keyport's own (it never holds a secret); html/template escapes it.
 func writePage(w http.ResponseWriter, status int, server string, outcome error) {
-	data := struct{ Title, Text string }{
-		Title: "Signed in to " + server,
-		Text:  "Keyport is signed in. You can close this tab and return to your AI client.",
-	}
 	if outcome != nil {
-		data.Title = "Sign-in to " + server + " failed"
-		data.Text = outcome.Error()
+		renderPage(w, status, "Sign-in to "+server+" failed", outcome.Error())
+		return
 	}
+	renderPage(w, status, "Signed in to "+server, "Keyport is signed in. You can close this tab and return to your AI client.")
+}
+
+// renderPage writes a plain page with a title and one paragraph.
+func renderPage(w http.ResponseWriter, status int, title, text string) {
+	data := struct{ Title, Text string }{Title: title, Text: text}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer")

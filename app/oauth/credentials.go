@@ -64,6 +64,10 @@ type State struct {
 	StepUpScopes []string
 	// Err is a transient failure (the token endpoint is unreachable).
 	Err error
+	// Registration is how the signed-in client was obtained:
+	// "preregistered", "metadata-document" or "dynamic" ("" when not
+	// signed in).
+	Registration string
 }
 
 // Credentials is the per-request credentials source of a server's proxies
@@ -154,6 +158,73 @@ func (c *Credentials) Rejected(ctx context.Context, authorization string) error 
 	return err
 }
 
+// Refused is Rejected with the 401's headers. When its challenge points
+// at protected resource metadata whose authorization_servers no longer
+// list the issuer of the current sign-in (the server moved to another
+// authorization server), the token is not refreshed there: the error is a
+// *SignInNeededError, and the next sign-in registers with the new one.
+func (c *Credentials) Refused(ctx context.Context, authorization string, respHeader http.Header) error {
+	if moved := c.movedIssuer(ctx, respHeader); moved != "" {
+		c.refreshMu.Lock()
+		defer c.refreshMu.Unlock()
+		defer c.publish()
+		c.log.Warn("the server names another authorization server; sign in needed", "authorization_server", moved)
+		return c.setNeeds(c.cfg.Now(), signInNeeded(c.cfg.Server, "the server now uses another authorization server ("+moved+")", nil))
+	}
+	return c.Rejected(ctx, authorization)
+}
+
+// movedIssuer returns the authorization server the 401's resource metadata
+// names when it is not the current sign-in's issuer, else "".
+func (c *Credentials) movedIssuer(ctx context.Context, respHeader http.Header) string {
+	ch, err := ParseChallenge(respHeader)
+	if err != nil || ch.ResourceMetadata == "" || c.cfg.ResourceURL == "" {
+		return ""
+	}
+	c.mu.Lock()
+	rec := c.rec
+	c.mu.Unlock()
+	if rec == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	prm, err := discoverResource(ctx, c.cfg.HTTPClient, c.cfg.Server, c.cfg.ResourceURL, ch)
+	if err != nil || prm == nil {
+		return ""
+	}
+	for _, as := range prm.AuthorizationServers {
+		if strings.TrimSuffix(as, "/") == strings.TrimSuffix(rec.Issuer, "/") {
+			return ""
+		}
+	}
+	return sanitize(prm.AuthorizationServers[0], 200)
+}
+
+// AwaitSignIn waits until the keychain holds a usable sign-in made by a
+// browser sign-in after since (in this process or another: keyport login,
+// the tray's "Sign in to NAME"), adopts it and returns nil; or returns
+// ctx's error. A proxy's request that needs a new sign-in waits on it.
+func (c *Credentials) AwaitSignIn(ctx context.Context, since time.Time) error {
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		rec, err := loadToken(c.cfg.Store, c.cfg.Server)
+		if err == nil && rec != nil && rec.SignedInAt.After(since) && c.check(rec) == nil && c.fresh(rec, c.cfg.Now()) {
+			c.refreshMu.Lock()
+			c.adopt(rec)
+			c.publish()
+			c.refreshMu.Unlock()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
 // Reload drops what the source remembers, so the next request reads the
 // keychain again. The app calls it after an in-process Login or Logout.
 func (c *Credentials) Reload() {
@@ -213,6 +284,7 @@ func (c *Credentials) stateLocked() State {
 		s.Issuer = c.rec.Issuer
 		s.Scopes = slices.Clone(c.rec.Scopes)
 		s.Expiry = c.rec.Expiry
+		s.Registration = c.rec.Client.Registration
 	}
 	return s
 }
@@ -389,7 +461,12 @@ func (c *Credentials) refresh(ctx context.Context, rec *tokenRecord, now time.Ti
 			c.deadRefresh = sha256.Sum256([]byte(rec.RefreshToken))
 			c.mu.Unlock()
 			c.log.Warn("the refresh token was rejected; sign in needed", "err", err)
-			return nil, c.setNeeds(now, signInNeeded(c.cfg.Server, "the refresh token was rejected: "+te.Code, err))
+			reason := "the refresh token was rejected: " + te.Code
+			if rec.Client.Registration == regPreregistered && te.clientRefused() {
+				reason = fmt.Sprintf("the authorization server refused the pre-registered client %q (%s): check auth.client_id and "+
+					"keyport secret set %s client-secret", rec.Client.ID, te.Code, c.cfg.Server)
+			}
+			return nil, c.setNeeds(now, signInNeeded(c.cfg.Server, reason, err))
 		}
 		c.log.Warn("refresh failed", "err", err)
 		terr := fmt.Errorf("the sign-in to %s could not be refreshed (%w); Keyport retries on the next request", c.cfg.Server, err)

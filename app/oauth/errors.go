@@ -3,6 +3,7 @@ package oauth
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"unicode"
 )
@@ -91,6 +92,34 @@ func (e *TokenError) Error() string {
 	}
 	return b.String()
 }
+
+// clientRefused reports whether the token endpoint refused the client's
+// own credentials (RFC 6749 section 5.2: invalid_client, or a 401).
+func (e *TokenError) clientRefused() bool {
+	return e.Code == "invalid_client" || e.Code == "unauthorized_client" || (e.Code == "" && e.Status == http.StatusUnauthorized)
+}
+
+// ClientRefusedError is a sign-in a server's authorization server refused
+// because of the pre-registered client's ID or secret. Its text names the
+// server and the fix; it never holds the secret.
+type ClientRefusedError struct {
+	Server    string
+	ClientID  string
+	HasSecret bool
+	Err       error
+}
+
+func (e *ClientRefusedError) Error() string {
+	secret := "no client secret is set: if the client has one, store it with keyport secret set " + e.Server + " client-secret"
+	if e.HasSecret {
+		secret = "if its secret changed, store the new one with keyport secret set " + e.Server + " client-secret"
+	}
+	return fmt.Sprintf("the authorization server of %s refused Keyport's pre-registered client %q (%v): check auth.client_id; %s. "+
+		"The previous sign-in, if any, is kept", e.Server, e.ClientID, e.Err, secret)
+}
+
+// Unwrap returns the token endpoint's error.
+func (e *ClientRefusedError) Unwrap() error { return e.Err }
 
 // rejectsGrant reports whether the token endpoint refused the grant or the
 // client for good (a new sign-in is the fix), as opposed to a transient

@@ -69,10 +69,56 @@ const lockRetry = 20 * time.Millisecond
 // logout) holds it, so a rotating refresh token is used exactly once.
 // The returned func releases it.
 func serverLock(ctx context.Context, dir, server string) (func(), error) {
+	return lockFile(ctx, dir, lockFileName(server), server)
+}
+
+// PromptLock takes the cross-process lock that makes the sign-ins proxies
+// start on their own (step-up, a dead refresh token) single-flight: every
+// process's proxies ask for at most one sign-in per server at a time; the
+// others wait (bounded by ctx), then find the new sign-in in the keychain.
+// It sits beside the refresh lock (same directory and mechanism) but is
+// another file: a sign-in holds it for as long as the person takes in the
+// browser, and refreshes in other processes must not wait that long (the
+// sign-in takes the refresh lock only to store its tokens).
+func PromptLock(ctx context.Context, dir, server string) (func(), error) {
+	return lockFile(ctx, dir, strings.TrimSuffix(lockFileName(server), ".lock")+".prompt.lock", server)
+}
+
+// BrowserOpenedAt is when a proxy of any process last opened the browser
+// to sign in to server (MarkBrowserOpened); zero if never.
+func BrowserOpenedAt(dir, server string) time.Time {
+	fi, err := os.Stat(browserStamp(dir, server))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
+}
+
+// MarkBrowserOpened records that a proxy opened the browser for server now
+// (the modification time of a stamp file beside the locks; it holds nothing).
+func MarkBrowserOpened(dir, server string, now time.Time) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create the lock directory %s: %w", dir, err)
+	}
+	p := browserStamp(dir, server)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("record the sign-in prompt of %s: %w", server, err)
+	}
+	f.Close()
+	return os.Chtimes(p, now, now)
+}
+
+func browserStamp(dir, server string) string {
+	return filepath.Join(dir, strings.TrimSuffix(lockFileName(server), ".lock")+".browser")
+}
+
+// lockFile takes the lock file name in dir, for server's messages.
+func lockFile(ctx context.Context, dir, name, server string) (func(), error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create the lock directory %s: %w", dir, err)
 	}
-	fl := flock.New(filepath.Join(dir, lockFileName(server)), flock.SetPermissions(0o600))
+	fl := flock.New(filepath.Join(dir, name), flock.SetPermissions(0o600))
 	ok, err := fl.TryLockContext(ctx, lockRetry)
 	if err != nil || !ok {
 		_ = fl.Close()

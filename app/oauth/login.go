@@ -114,9 +114,8 @@ func (c *LoginConfig) check() error {
 		return fmt.Errorf("a client secret is set for %s but no client_id: set auth.client_id in servers.yaml", c.Server)
 	}
 	if c.ClientMetadataURL != "" {
-		u, err := url.Parse(c.ClientMetadataURL)
-		if err != nil || u.Scheme != "https" || strings.Trim(u.Path, "/") == "" {
-			return fmt.Errorf("client metadata document URL %q must be an https URL with a path", c.ClientMetadataURL)
+		if err := CheckClientMetadataURL(c.ClientMetadataURL); err != nil {
+			return err
 		}
 	}
 	if c.HTTPClient == nil {
@@ -176,11 +175,27 @@ func Login(ctx context.Context, cfg LoginConfig) (*LoginResult, error) {
 	defer cancel()
 	res, err := (&login{cfg: cfg, log: cfg.Logger.With("server", cfg.Server)}).run(ctx)
 	if err != nil && ctx.Err() != nil && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("sign-in to %s timed out after %s: the browser page was closed or not finished; "+
-			"run keyport login %s again", cfg.Server, cfg.Timeout, cfg.Server)
+		note := ""
+		if rc := (*refusedCallbacksError)(nil); errors.As(err, &rc) {
+			note = fmt.Sprintf(" (%d request(s) to the sign-in callback that did not belong to this sign-in were refused)", rc.n)
+		}
+		return nil, fmt.Errorf("sign-in to %s timed out after %s: the browser page was closed or not finished%s; "+
+			"run keyport login %s again", cfg.Server, cfg.Timeout, note, cfg.Server)
 	}
 	return res, err
 }
+
+// refusedCallbacksError is a sign-in that ended (timed out) after the
+// callback turned away requests that did not belong to it.
+type refusedCallbacksError struct {
+	n   int64
+	err error
+}
+
+func (e *refusedCallbacksError) Error() string {
+	return fmt.Sprintf("%v (%d callback requests refused)", e.err, e.n)
+}
+func (e *refusedCallbacksError) Unwrap() error { return e.err }
 
 type login struct {
 	cfg LoginConfig
@@ -272,7 +287,7 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 	}
 
 	verifier, challenge := newPKCE()
-	state := rand.Text()
+	state := cb.state
 	authURL, err := authorizationURL(d.asm.AuthorizationEndpoint, url.Values{
 		"response_type":         {"code"},
 		"client_id":             {client.ID},
@@ -297,6 +312,9 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 	var res callbackResult
 	select {
 	case <-ctx.Done():
+		if n := cb.refused.Load(); n > 0 {
+			return nil, &refusedCallbacksError{n: n, err: ctx.Err()}
+		}
 		return nil, ctx.Err()
 	case err := <-browserErr:
 		return nil, fmt.Errorf("open the browser to sign in to %s: %w; run keyport login %s --no-browser and open the printed URL",
@@ -306,11 +324,7 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 	// Whatever happens next, the browser shows it.
 	defer func() { res.reply <- err }()
 
-	q := res.query
-	if !validState(q.Get("state"), state) {
-		return nil, fmt.Errorf("the sign-in response for %s carries the wrong state: it did not come from this sign-in "+
-			"(an old browser tab, or an attack); run keyport login %s again", cfg.Server, cfg.Server)
-	}
+	q := res.query // the callback checked its state
 	if code := q.Get("error"); code != "" {
 		if cached != nil && (code == "invalid_client" || code == "unauthorized_client") {
 			l.dropCachedClient(st, issuer)
@@ -339,6 +353,9 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 		if cached != nil && errors.As(err, &te) && te.Code == "invalid_client" {
 			l.dropCachedClient(st, issuer)
 		}
+		if client.Registration == regPreregistered && errors.As(err, &te) && te.clientRefused() {
+			return nil, &ClientRefusedError{Server: cfg.Server, ClientID: client.ID, HasSecret: client.Secret != "", Err: err}
+		}
 		return nil, fmt.Errorf("exchange the authorization code of %s: %w", cfg.Server, err)
 	}
 	granted := scopes
@@ -359,6 +376,7 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 		Expiry:             expiryFrom(now, tr.ExpiresIn),
 		Scopes:             granted,
 		ObtainedAt:         now,
+		SignedInAt:         now,
 	}
 	if err := l.save(ctx, st, rec, cached == nil && client.Registration == regDynamic); err != nil {
 		return nil, err
@@ -424,6 +442,10 @@ func (l *login) chooseClient(d *discovered, st *loginState) (client, cached *cli
 		return c, nil, port, nil
 	}
 	if cfg.ClientMetadataURL != "" && asm.ClientIDMetadataDocumentSupported {
+		if port == 0 {
+			// The document lists one redirect URI: listen where it says.
+			port = DefaultMetadataCallbackPort
+		}
 		return &clientInfo{ID: cfg.ClientMetadataURL, AuthMethod: "none", Registration: regMetadataDocument}, nil, port, nil
 	}
 	if asm.RegistrationEndpoint == "" {
@@ -651,41 +673,74 @@ func authorizationURL(endpoint string, params url.Values, scopes []string) (stri
 	return u.String(), nil
 }
 
-// probeBody is the unauthenticated request Login sends to get the
-// server's 401 and its WWW-Authenticate challenge.
-const probeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",` +
-	`"capabilities":{},"clientInfo":{"name":"keyport","version":"sign-in probe"}}}`
+// The unauthenticated requests Login sends to get the server's 401 and its
+// WWW-Authenticate challenge: an initialize, and when the server lets that
+// through (many do: the session is public, its methods are not), what a
+// client sends next, up to a tools/list.
+const (
+	probeVersion = "2025-11-25"
+	probeBody    = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"` + probeVersion + `",` +
+		`"capabilities":{},"clientInfo":{"name":"keyport","version":"sign-in probe"}}}`
+	probeInitialized = `{"jsonrpc":"2.0","method":"notifications/initialized"}`
+	probeListTools   = `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`
+)
 
-// probe sends an unauthenticated initialize and returns the challenge of
-// the answer (zero when there is none) and its status.
+// probe sends unauthenticated requests until one is answered 401 or 403
+// and returns that answer's challenge (zero when none was) and the status
+// of the last answer. The challenge's scope is what the MCP spec says a
+// client should ask for first.
 func probe(ctx context.Context, hc *http.Client, server, serverURL string) (Challenge, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, serverURL, strings.NewReader(probeBody))
-	if err != nil {
-		return Challenge{}, 0, fmt.Errorf("the URL of %s: %w", server, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return Challenge{}, 0, fmt.Errorf("reach %s at %s: %w", server, serverURL, scrubURLError(err))
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if sid := resp.Header.Get("Mcp-Session-Id"); sid != "" {
+	var sid string
+	defer func() {
+		if sid == "" {
+			return
+		}
 		// The server opened a session for the probe: close it.
 		if del, err := http.NewRequestWithContext(ctx, http.MethodDelete, serverURL, nil); err == nil {
 			del.Header.Set("Mcp-Session-Id", sid)
+			del.Header.Set("Mcp-Protocol-Version", probeVersion)
 			if r, err := hc.Do(del); err == nil {
 				r.Body.Close()
 			}
 		}
+	}()
+	status := 0
+	for i, body := range []string{probeBody, probeInitialized, probeListTools} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, serverURL, strings.NewReader(body))
+		if err != nil {
+			return Challenge{}, 0, fmt.Errorf("the URL of %s: %w", server, err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Mcp-Protocol-Version", probeVersion)
+		if sid != "" {
+			req.Header.Set("Mcp-Session-Id", sid)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			if i > 0 {
+				break // the initialize's answer stands
+			}
+			return Challenge{}, 0, fmt.Errorf("reach %s at %s: %w", server, serverURL, scrubURLError(err))
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if i == 0 {
+			sid = resp.Header.Get("Mcp-Session-Id")
+		}
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			ch, err := ParseChallenge(resp.Header)
+			if err != nil {
+				return Challenge{}, resp.StatusCode, fmt.Errorf("%s: %w", server, err)
+			}
+			return ch, resp.StatusCode, nil
+		}
+		if i == 0 {
+			status = resp.StatusCode
+		}
+		if resp.StatusCode/100 != 2 {
+			break // not an MCP session Keyport can go on with
+		}
 	}
-	if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
-		return Challenge{}, resp.StatusCode, nil
-	}
-	ch, err := ParseChallenge(resp.Header)
-	if err != nil {
-		return Challenge{}, resp.StatusCode, fmt.Errorf("%s: %w", server, err)
-	}
-	return ch, resp.StatusCode, nil
+	return Challenge{}, status, nil
 }

@@ -198,7 +198,6 @@ func TestLoginFailures(t *testing.T) {
 		{name: "no PKCE", as: oauthtest.Options{PKCEMethods: []string{}}, noFirst: true, want: "PKCE"},
 		{name: "plain PKCE only", as: oauthtest.Options{PKCEMethods: []string{"plain"}}, noFirst: true,
 			want: "does not advertise PKCE S256"},
-		{name: "state mismatch", as: oauthtest.Options{WrongState: true}, noFirst: true, want: "wrong state", page: true},
 		{name: "iss wrong", as: oauthtest.Options{IssAdvertised: true, IssMode: "wrong"}, noFirst: true,
 			want: `issuer "https://evil.example.com"`, page: true},
 		{name: "iss advertised but missing", as: oauthtest.Options{IssAdvertised: true, IssMode: "omit"}, noFirst: true,

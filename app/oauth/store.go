@@ -78,6 +78,10 @@ type tokenRecord struct {
 	// authorization server did not say).
 	Scopes     []string  `json:"scopes,omitempty"`
 	ObtainedAt time.Time `json:"obtained_at"`
+	// SignedInAt is when the browser sign-in that started this record
+	// happened (a refresh keeps it): a proxy waiting for a new sign-in
+	// watches it.
+	SignedInAt time.Time `json:"signed_in_at,omitzero"`
 
 	// authz is "Bearer <access token>", built once when the record is
 	// adopted so each request does not allocate it (never stored).

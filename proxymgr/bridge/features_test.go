@@ -181,7 +181,11 @@ func TestFeatures(t *testing.T) {
 			if got := callText(t, cs, "late", nil); got != "late" {
 				t.Errorf("late = %q", got)
 			}
-			// Every request after initialize carries the negotiated version.
+			// Initialize carries the version the client asks for; every
+			// request after it the negotiated one.
+			if posts := up.seen(http.MethodPost); len(posts) == 0 || posts[0].header.Get("Mcp-Protocol-Version") != tc.version {
+				t.Errorf("the initialize POST lacks MCP-Protocol-Version %s", tc.version)
+			}
 			for _, r := range up.seen(http.MethodPost)[1:] {
 				if r.header.Get("Mcp-Protocol-Version") != tc.version || r.session == "" {
 					t.Errorf("a POST lacks its session or protocol version headers: %v", r.header)

@@ -110,7 +110,13 @@ func (b *bridge) newRequest(ctx context.Context, method string, sess *session, m
 	if m != nil {
 		version = metaProtocolVersion(m.params)
 	}
-	if version == "" && sess != nil && !(m != nil && m.method == "initialize") {
+	switch {
+	case version != "":
+	case m != nil && m.method == "initialize":
+		// The version the client asks for, as go-sdk's own HTTP client
+		// sends it: servers may refuse an initialize without the header.
+		version, _ = unquote(field(m.params, "protocolVersion"))
+	case sess != nil:
 		version = sess.version
 	}
 	if version != "" {

@@ -42,6 +42,9 @@ type TrayOptions struct {
 // Claim first: RunTray is the one Keyport of its config dir.
 func RunTray(core *app.App, opts TrayOptions) error {
 	defer release()
+	// A server that needs a new sign-in mid-session (more scopes, a dead
+	// refresh token): a notification and the tray's "Sign in to NAME".
+	core.SetSignInPrompt(app.PromptTray, nil, 0)
 	dir, err := instance.DefaultDir()
 	if err != nil {
 		return err

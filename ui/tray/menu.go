@@ -20,8 +20,9 @@ type Actions struct {
 
 // Menu builds the tray menu from the servers alone: one item per server
 // with its state and a check mark when its proxy is on (choosing it toggles
-// the proxy), a "Sign in needed" item per server that needs an OAuth
-// sign-in, then "Open Keyport" and "Quit". It is a pure function: the tray
+// the proxy), a "Sign in to NAME…" item per server that needs an OAuth
+// sign-in (signed out, or a request waits for more scopes; one click opens
+// the browser), then "Open Keyport" and "Quit". It is a pure function: the tray
 // calls it again on every status event instead of mutating items.
 func Menu(servers []app.ServerView, act Actions) *fyne.Menu {
 	var items []*fyne.MenuItem
@@ -40,7 +41,7 @@ func Menu(servers []app.ServerView, act Actions) *fyne.Menu {
 	for _, s := range servers {
 		if s.Credential.SignInNeeded {
 			name := s.Name
-			signIns = append(signIns, fyne.NewMenuItem("Sign in needed: "+name+"…", func() { act.SignIn(name) }))
+			signIns = append(signIns, fyne.NewMenuItem("Sign in to "+name+"…", func() { act.SignIn(name) }))
 		}
 	}
 	if len(signIns) > 0 {

@@ -56,7 +56,7 @@ func TestMenu(t *testing.T) {
 		{"sign in needed", []app.ServerView{
 			{Name: "linear", AuthType: "oauth", Credential: app.CredentialStatus{Needed: true, SignInNeeded: true}},
 			{Name: "b", Enabled: true, State: app.ProxyRunning}},
-			[]string{"[ ] linear — Stopped", "[x] b — Running", "---", "[ ] Sign in needed: linear…", "---", "[ ] Open Keyport", "[ ] Quit"},
+			[]string{"[ ] linear — Stopped", "[x] b — Running", "---", "[ ] Sign in to linear…", "---", "[ ] Open Keyport", "[ ] Quit"},
 			Running, "Keyport: 1 proxy running"},
 	}
 	for _, tt := range tests {

@@ -105,7 +105,7 @@ func TestTrayTogglesAndSignIn(t *testing.T) {
 	var mu sync.Mutex
 	_, r := newTray(t, core, Options{OpenURL: func(u string) error { mu.Lock(); opened = append(opened, u); mu.Unlock(); return nil }})
 	want := []string{"[ ] demo — Stopped", "[x] github — Running", "[ ] linear — Stopped", "[x] sentry — Upstream unreachable",
-		"[x] warehouse — Error", "---", "[ ] Sign in needed: linear…", "---", "[ ] Open Keyport", "[ ] Quit"}
+		"[x] warehouse — Error", "---", "[ ] Sign in to linear…", "---", "[ ] Open Keyport", "[ ] Quit"}
 	if lines := r.lines(); !slices.Equal(lines, want) {
 		t.Fatalf("tray = %q\nwant %q", lines, want)
 	}
@@ -135,8 +135,8 @@ func TestTrayTogglesAndSignIn(t *testing.T) {
 	}
 
 	// Sign in opens the browser through the core and the item goes away.
-	r.item(t, "Sign in needed: linear").Action()
-	waitFor(t, "signed in", func() bool { return !slices.Contains(r.lines(), "[ ] Sign in needed: linear…") })
+	r.item(t, "Sign in to linear").Action()
+	waitFor(t, "signed in", func() bool { return !slices.Contains(r.lines(), "[ ] Sign in to linear…") })
 	mu.Lock()
 	defer mu.Unlock()
 	if len(opened) != 1 || !strings.Contains(opened[0], "server=linear") {

@@ -550,6 +550,12 @@ type MCP struct {
 // NewMCP starts a real go-sdk MCP server behind go-sdk's bearer-token
 // middleware, trusting as; it stops when the test ends.
 func NewMCP(t interface{ Cleanup(func()) }, as *Server, opts MCPOptions) *MCP {
+	return NewMCPFor(t, as.URL, func(resource string) auth.TokenVerifier { return as.Verifier(resource) }, opts)
+}
+
+// NewMCPFor is NewMCP trusting the authorization server issuer, whose
+// access tokens verifier (given the MCP endpoint, the resource) checks.
+func NewMCPFor(t interface{ Cleanup(func()) }, issuer string, verifier func(resource string) auth.TokenVerifier, opts MCPOptions) *MCP {
 	m := &MCP{}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "protected", Version: "1.0.0"}, nil)
 	type in struct {
@@ -580,7 +586,7 @@ func NewMCP(t interface{ Cleanup(func()) }, as *Server, opts MCPOptions) *MCP {
 	}
 	mux.Handle("/.well-known/oauth-protected-resource/mcp", auth.ProtectedResourceMetadataHandler(&oauthex.ProtectedResourceMetadata{
 		Resource:             resource,
-		AuthorizationServers: []string{as.URL},
+		AuthorizationServers: []string{issuer},
 		ScopesSupported:      opts.ScopesSupported,
 		ResourceName:         "protected test server",
 	}))
@@ -593,7 +599,7 @@ func NewMCP(t interface{ Cleanup(func()) }, as *Server, opts MCPOptions) *MCP {
 	if opts.AdminScope != "" {
 		h = requireToolScope(inner, "admin", opts.AdminScope, prmURL)
 	}
-	mux.Handle("/mcp", auth.RequireBearerToken(as.Verifier(m.Endpoint), bearer)(h))
+	mux.Handle("/mcp", auth.RequireBearerToken(verifier(m.Endpoint), bearer)(h))
 	return m
 }
 
