@@ -43,7 +43,7 @@ func TestCanonicalRejects(t *testing.T) {
 	t.Parallel()
 	for _, in := range []string{
 		`[]`, `"x"`, `{"name":"a"`, `{"name":"a"} {}`,
-		`{"name":"a","Name":"b"}`,                      // readers disagree on the name
+		`{"name":"a","Name":"b"}`,                          // readers disagree on the name
 		`{"name":"a","description":"x","Description":"y"}`, // or the description
 		`{"name":"a","inputSchema":{"type":"object","type":"string"}}`,
 		`{"name":"a","inputSchema":` + strings.Repeat(`[`, 300) + strings.Repeat(`]`, 300) + `}`,
