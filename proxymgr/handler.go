@@ -264,6 +264,9 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 			if tool, ok := paramString(m.params, "name"); ok && !p.pol.Allowed(tool) {
 				local = append(local, p.deny(m, tool, sess, ci, now))
 				continue
+			} else if why, old, cur := p.heldCall(tool); ok && why != "" {
+				local = append(local, p.refuseHeld(m, tool, why, old, cur, sess, ci, now))
+				continue
 			}
 		}
 		fwd = append(fwd, m.raw)
@@ -333,6 +336,8 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer p.removeStream(&cancel)
+		rc.gate = p.listenGate(msgs)
+		defer p.closeGate(rc.gate)
 	}
 
 	resp, usedSID, err := p.roundTrip(ctx, r, http.MethodPost, out, sess)
@@ -385,8 +390,9 @@ func (p *Proxy) deny(m *message, tool string, sess *session, ci clientInfo, now 
 
 func (p *Proxy) newPending(m *message, sess *session, ci clientInfo, now time.Time) *pendingReq {
 	pr := &pendingReq{method: m.method, id: m.id, start: now, paramsSize: len(m.params), client: ci}
-	if m.method == "tools/list" && !p.pol.Empty() {
+	if m.method == "tools/list" && (!p.pol.Empty() || p.pinning()) {
 		pr.filter = true
+		p.pinRequest(pr, m)
 	}
 	if m.method == "tools/call" {
 		pr.tool, _ = paramString(m.params, "name")
@@ -556,6 +562,10 @@ func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
 		p.bytesIn.Add(int64(len(b)))
 	}
 	rc := &respCtx{p: p, sess: sess, sid: sid, local: &tracker{}}
+	if r.Method == http.MethodGet {
+		rc.gate = p.getGate(sess)
+		defer p.closeGate(rc.gate)
+	}
 	resp, usedSID, err := p.roundTrip(ctx, r, r.Method, body, sess)
 	if err != nil {
 		p.failRequest(w, r, rc, err)
