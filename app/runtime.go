@@ -29,6 +29,8 @@ type appRuntime struct {
 	started     bool
 	lastTraffic map[string]int64  // requests+errors+denials last seen, per server
 	startErrs   map[string]string // why a proxy the user turned on could not start
+
+	pins pinRuntime // the tool pin store (pins.go)
 }
 
 // manager returns the proxy manager, creating it on first use.
@@ -114,6 +116,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.started = true
 	a.rtMu.Unlock()
 	a.warmOAuth()
+	a.watchPins()
 	a.restoreProxies(runCtx)
 	return nil
 }
@@ -340,6 +343,7 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		},
 		Logger: a.log, // proxymgr adds server=NAME itself
 	}
+	a.pinConfig(&cfg, s)
 	if s.TLS.CAFile != "" {
 		p, err := s.CAFilePath()
 		if err != nil {
@@ -465,5 +469,6 @@ func (a *App) stopRuntime() error {
 		errs = append(errs, demo.stop(ctx))
 		cancel()
 	}
+	a.closePins()
 	return errors.Join(errs...)
 }

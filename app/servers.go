@@ -90,6 +90,7 @@ func (a *App) view(s catalog.Server) ServerView {
 	v.Enabled, v.Port = p.Enabled, p.Port
 	v.Credential = a.credentialStatus(s)
 	a.fillProxyStatus(&v)
+	a.fillPins(&v, s)
 	if v.Port != 0 && v.LocalURL == "" {
 		v.LocalURL = localURL(v.Port)
 	}
@@ -231,7 +232,7 @@ func (a *App) SetToolPolicy(name string, allow, deny []string) error {
 		_, err := a.server(name)
 		return err
 	}
-	s.Tools = catalog.Tools{Allow: allow, Deny: deny}
+	s.Tools.Allow, s.Tools.Deny = allow, deny
 	if err := s.Check(); err != nil {
 		return err
 	}

@@ -52,6 +52,12 @@ type ServerView struct {
 	Allow      []string // tool policy patterns
 	Deny       []string
 	Counters   Counters
+
+	// Tool pinning: the mode (hold, warn, off), how many tool changes wait
+	// for review, and why the approved definitions could not be read.
+	Pinning     string
+	ToolChanges int
+	PinsProblem string
 }
 
 // CredentialStatus says whether a server's credentials are in the keychain.
@@ -121,6 +127,11 @@ type Tool struct {
 	Name        string
 	Description string
 	Allowed     bool // under the current policy
+	// Pin is its tool pinning state (PinApproved, PinHeld...; "" with
+	// pinning off), Hash its definition's, Flags the suspicious text found.
+	Pin   string
+	Hash  string
+	Flags []string
 }
 
 // RegistryResult is a server found in an MCP registry.

@@ -1,8 +1,10 @@
 package proxymgr
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -421,4 +423,43 @@ func (p *Proxy) checksText() string {
 		return "the tool policy and tool pinning"
 	}
 	return "the tool policy"
+}
+
+// ListedTools returns the raw tool definitions in the tools/list results
+// of an MCP response body: a JSON message (or batch), or an event stream
+// whose events carry them. The core uses it to judge a server's tools
+// with the very bytes the proxy would see.
+func ListedTools(contentType string, body []byte) [][]byte {
+	var out [][]byte
+	msg := func(data []byte) {
+		elems := [][]byte{data}
+		if isBatch(data) {
+			var err error
+			if elems, err = scanArray(data); err != nil {
+				return
+			}
+		}
+		for _, e := range elems {
+			a, err := splitToolsAnswer(e)
+			if err != nil || a == nil {
+				continue
+			}
+			for _, l := range a.lists {
+				for _, t := range l.tools {
+					out = append(out, bytes.Clone(t))
+				}
+			}
+		}
+	}
+	if !strings.HasPrefix(contentType, "text/event-stream") {
+		msg(body)
+		return out
+	}
+	sc := newSSEScanner(len(body))
+	sc.feed(body, func(int) {}, func(_ int, ev *sseEvent) {
+		if ev.hasData && !ev.overflow {
+			msg(ev.data)
+		}
+	})
+	return out
 }
