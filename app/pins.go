@@ -520,3 +520,41 @@ func (a *App) judgeTools(s catalog.Server, tools []Tool, raw [][]byte) []Tool {
 	}
 	return tools
 }
+
+// PinnedTools lists what Keyport recorded of a server's tools, without
+// asking the server: every approved definition and every held one, with
+// its state. `keyport tools NAME` shows it when the server cannot be
+// reached.
+func (a *App) PinnedTools(name string) ([]Tool, error) {
+	s, err := a.server(name)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Compile(s.Tools.Allow, s.Tools.Deny)
+	if err != nil {
+		return nil, err
+	}
+	f := a.pinStore().Server(name).File()
+	var out []Tool
+	add := func(n string, def []byte, h pins.Hash, state string, fs []pins.Flag) {
+		t := Tool{Name: n, Description: pins.Present(def).Description, Allowed: pol.Allowed(n), Pin: state, Hash: string(h), Flags: flagTexts(fs)}
+		if !t.Allowed {
+			t.Pin = PinDenied
+		}
+		out = append(out, t)
+	}
+	for n, p := range f.Tools {
+		if _, held := f.Held[n]; !held {
+			add(n, p.Definition, p.Hash, PinApproved, p.Flags)
+		}
+	}
+	for n, p := range f.Held {
+		state := PinHeld
+		if p.Blocked {
+			state = PinBlocked
+		}
+		add(n, p.Definition, p.Hash, state, p.Flags)
+	}
+	slices.SortFunc(out, func(x, y Tool) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}

@@ -69,7 +69,7 @@ var instructionTags = []string{"important", "system", "instructions", "instructi
 // secretMarkers are references to credentials and private files, in lower case.
 var secretMarkers = []string{
 	"~/.ssh", ".ssh/", "id_rsa", "id_ed25519", "id_ecdsa", "authorized_keys", "known_hosts",
-	".aws/credentials", "~/.aws", ".netrc", ".npmrc", ".pypirc", ".git-credentials", ".docker/config.json",
+	"~/.aws/credentials", ".aws/credentials", "~/.aws", ".netrc", ".npmrc", ".pypirc", ".git-credentials", ".docker/config.json",
 	".kube/config", ".gnupg", "/etc/passwd", "/etc/shadow", ".env", ".bash_history", ".zsh_history",
 	"private key", "private_key", "secret key", "secret_key", "api key", "api_key", "apikey",
 	"password", "passwd", "credentials", "access token", "access_token", "refresh token", "refresh_token", "seed phrase", "mnemonic",
@@ -111,8 +111,15 @@ func Inspect(canonical []byte) []Flag {
 				add(FlagInstruction, fmt.Sprintf("<%s> tag in %s", strings.ToUpper(tag), where))
 			}
 		}
+		var found []string
 		for _, m := range secretMarkers {
 			if containsWord(low, m) {
+				found = append(found, m)
+			}
+		}
+		for _, m := range found {
+			// "~/.aws/credentials" is one reference, not three.
+			if !slices.ContainsFunc(found, func(o string) bool { return o != m && strings.Contains(o, m) }) {
 				add(FlagSecret, fmt.Sprintf("%q in %s", m, where))
 			}
 		}
