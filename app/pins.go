@@ -407,7 +407,7 @@ func (a *App) announcePins(name string) {
 	} else {
 		body += "They pass (pinning mode warn); review them in " + name + " → Tools."
 	}
-	a.publish(Event{Kind: EventNotice, Server: name, Title: fmt.Sprintf("%s: %d %s to review", name, len(fresh), what), Body: body})
+	a.publish(Event{Kind: EventNotice, Server: name, ToolReview: true, Title: fmt.Sprintf("%s: %d %s to review", name, len(fresh), what), Body: body})
 }
 
 // capture keeps the bodies of tools/list answers an HTTP client receives,

@@ -183,6 +183,10 @@ type Event struct {
 	Err    string // for EventCatalogError; empty when the error cleared
 	Title  string // for EventNotice
 	Body   string
+	// ToolReview marks an EventNotice about tool changes to review: it
+	// says something no proxy status says, so the tray never merges it
+	// with one.
+	ToolReview bool
 }
 
 // NewServer is what the Add server dialog and `keyport add` submit.
