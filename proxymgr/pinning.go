@@ -2,8 +2,8 @@ package proxymgr
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
@@ -56,9 +56,10 @@ type Pins interface {
 // the cursors of first lists in progress.
 type pinState struct {
 	mu      sync.Mutex
-	cache   map[[sha256.Size]byte]pinEntry // by the raw definition's hash
-	cursors map[string]time.Time           // nextCursors of pages trusted on first use
-	last    *pins.Set                      // the snapshot clients were last told about
+	seed    maphash.Seed
+	cache   map[uint64]pinEntry  // by a hash of the raw definition (checked against raw)
+	cursors map[string]time.Time // nextCursors of pages trusted on first use
+	last    *pins.Set            // the snapshot clients were last told about
 	stop    func()
 
 	gateMu sync.Mutex
@@ -66,6 +67,7 @@ type pinState struct {
 }
 
 type pinEntry struct {
+	raw []byte // the definition as listed: a hit must be these very bytes
 	obs pins.Observed
 	err error
 }
@@ -82,22 +84,26 @@ func (p *Proxy) pinning() bool { return p.cfg.Pins != nil && p.cfg.Pinning != Pi
 
 // observe canonicalizes a raw tool definition, from the cache when the
 // same bytes were seen before (a tools/list answer is mostly the same
-// definitions every time, and canonicalizing costs far more than hashing).
+// definitions every time, and canonicalizing costs far more than a hash
+// and a comparison of the bytes).
 func (p *Proxy) observe(raw []byte) (pins.Observed, error) {
-	key := sha256.Sum256(raw)
 	ps := &p.pin
 	ps.mu.Lock()
+	if ps.cache == nil {
+		ps.seed = maphash.MakeSeed()
+	}
+	key := maphash.Bytes(ps.seed, raw)
 	e, ok := ps.cache[key]
 	ps.mu.Unlock()
-	if ok {
+	if ok && bytes.Equal(e.raw, raw) {
 		return e.obs, e.err
 	}
 	o, err := pins.Observe(raw)
 	ps.mu.Lock()
 	if ps.cache == nil || len(ps.cache) >= maxPinCache {
-		ps.cache = make(map[[sha256.Size]byte]pinEntry)
+		ps.cache = make(map[uint64]pinEntry)
 	}
-	ps.cache[key] = pinEntry{o, err}
+	ps.cache[key] = pinEntry{bytes.Clone(raw), o, err}
 	ps.mu.Unlock()
 	return o, err
 }

@@ -20,7 +20,9 @@
 //     reaches the client (p50 and p99);
 //   - memory per idle proxy (Go heap + stacks, 100 proxies in one process);
 //   - memory of 1,000 open GET streams through one proxy (Go heap + stacks
-//     and RSS of the proxy's process), against the bare hop's.
+//     and RSS of the proxy's process), against the bare hop's;
+//   - tool pinning (pinning.go): tools/list of 500 tools and tools/call
+//     through Keyport with pinning on against pinning off.
 //
 // Run it with:
 //
@@ -72,6 +74,8 @@ func main() {
 		skipMem   = flag.Bool("skip-memory", false, "skip the memory figures")
 		skipCalls = flag.Bool("skip-calls", false, "skip the tools/call figures")
 		barePool  = flag.Bool("bare-pool", false, "give the bare hop a BufferPool (a tuned rather than bare ReverseProxy)")
+		pinTools  = flag.Int("pin-tools", 500, "tools of the upstream for the tool pinning figure (0 skips it)")
+		onlyPins  = flag.Bool("only-pinning", false, "measure only tool pinning")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -93,6 +97,13 @@ func main() {
 		*rounds, *duration, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), *barePool)
 
 	var rep report
+	if *pinTools > 0 {
+		rep.pins = benchPinning(self, dir, *pinTools, *rounds, *duration)
+	}
+	if *onlyPins {
+		rep.print(os.Stdout)
+		return
+	}
 	if !*skipCalls {
 		bare := spawn(self, "bare", up.mcpURL, "")
 		kp := spawn(self, "keyport", up.mcpURL, filepath.Join(dir, "audit.jsonl"))
@@ -219,8 +230,13 @@ func child(args []string) int {
 		}
 		go http.Serve(ln, rp)
 		fmt.Printf("PORT %d\n", ln.Addr().(*net.TCPAddr).Port)
-	case "keyport":
-		p, err := proxymgr.New(keyportConfig("bench", upstreamURL, args[2]))
+	case "keyport", "keyport-pins":
+		cfg := keyportConfig("bench", upstreamURL, args[2])
+		if mode == "keyport-pins" {
+			audit, dir, _ := strings.Cut(args[2], "|")
+			cfg = pinnedConfig("bench", upstreamURL, audit, dir)
+		}
+		p, err := proxymgr.New(cfg)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -633,6 +649,7 @@ type report struct {
 	sse        sseResult
 	idle       idleResult
 	streams    streamsResult
+	pins       pinResult
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
@@ -644,6 +661,7 @@ func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/1024) }
 func (r report) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w)
+	r.pins.print(w)
 	for _, c := range r.calls {
 		fmt.Fprintf(tw, "tools/call, %d session(s)\tp50\tadded vs direct\tcalls/s\n", c.conc)
 		direct := medianD(c.p50[0])
