@@ -171,7 +171,7 @@ func (a *App) ToolReview(name string) (ToolReview, error) {
 	for _, n := range names {
 		h := f.Held[n]
 		c := ToolChange{Tool: n, Kind: "new", Blocked: h.Blocked, DeniedByPolicy: !pol.Allowed(n), NewHash: string(h.Hash),
-			New: toolText(h.Definition), Seen: h.SeenAt, Flags: flagTexts(h.Flags)}
+			New: toolText(h.Definition), Seen: h.SeenAt, Flags: flagTexts(currentFlags(h.Definition, h.Flags))}
 		if old, ok := f.Tools[n]; ok {
 			c.Kind, c.OldHash, c.Old = "changed", string(old.Hash), toolText(old.Definition)
 		}
@@ -180,6 +180,20 @@ func (a *App) ToolReview(name string) (ToolReview, error) {
 		r.Changes = append(r.Changes, c)
 	}
 	return r, nil
+}
+
+// currentFlags are the flags of a definition as this Keyport finds them:
+// the text is inspected again (so a file recorded by an older Keyport gets
+// today's checks), with the recorded flags only this text cannot give
+// (a shadowed name, unreadable pins).
+func currentFlags(def []byte, recorded []pins.Flag) []pins.Flag {
+	fs := pins.Inspect(def)
+	for _, f := range recorded {
+		if f.Kind == pins.FlagShadow || f.Kind == pins.FlagUnreadable {
+			fs = append(fs, f)
+		}
+	}
+	return fs
 }
 
 func toolText(def []byte) ToolText {

@@ -52,7 +52,7 @@ func newReviewPanel(t *toolsTab) *reviewPanel {
 	r.Flags.Wrapping = fyne.TextWrapWord
 	r.Flags.Importance = widget.DangerImportance
 	r.Old, r.New = widget.NewRichText(), widget.NewRichText()
-	r.Old.Wrapping, r.New.Wrapping = fyne.TextWrapBreak, fyne.TextWrapBreak
+	r.Old.Wrapping, r.New.Wrapping = fyne.TextWrapWord, fyne.TextWrapWord
 	r.Approve = widget.NewButtonWithIcon("Approve", theme.ConfirmIcon(), func() { r.decide(true, false) })
 	r.Approve.Importance = widget.HighImportance
 	r.Block = widget.NewButtonWithIcon("Keep blocked", theme.CancelIcon(), func() { r.decide(false, false) })

@@ -111,20 +111,54 @@ func Inspect(canonical []byte) []Flag {
 				add(FlagInstruction, fmt.Sprintf("<%s> tag in %s", strings.ToUpper(tag), where))
 			}
 		}
-		var found []string
+		// One flag per reference: "~/.ssh/id_rsa" matches three markers.
+		var refs []string
 		for _, m := range secretMarkers {
-			if containsWord(low, m) {
-				found = append(found, m)
+			for _, ref := range secretRefs(s, low, m) {
+				if !slices.Contains(refs, ref) {
+					refs = append(refs, ref)
+				}
 			}
 		}
-		for _, m := range found {
-			// "~/.aws/credentials" is one reference, not three.
-			if !slices.ContainsFunc(found, func(o string) bool { return o != m && strings.Contains(o, m) }) {
-				add(FlagSecret, fmt.Sprintf("%q in %s", m, where))
-			}
+		for _, ref := range refs {
+			add(FlagSecret, fmt.Sprintf("%q in %s", ref, where))
 		}
 	})
 	return flags
+}
+
+// secretRefs returns, for each place the marker m occurs in s (low is s in
+// lower case, the same length for the ASCII markers), the whole reference
+// around it: the run of characters between spaces and quotes, without
+// trailing punctuation ("~/.ssh/id_rsa", "api_key").
+func secretRefs(s, low, m string) []string {
+	var out []string
+	if len(low) != len(s) {
+		s = low // lower-casing changed the length: show the lower-case text
+	}
+	for off := 0; ; {
+		i := strings.Index(low[off:], m)
+		if i < 0 {
+			return out
+		}
+		i += off
+		off = i + 1
+		if !containsWord(low[max(0, i-1):min(len(low), i+len(m)+1)], m) {
+			continue
+		}
+		start, end := i, i+len(m)
+		for start > 0 && !strings.ContainsRune(" \t\n\"'`(<>[]{},;", rune(s[start-1])) {
+			start--
+		}
+		for end < len(s) && !strings.ContainsRune(" \t\n\"'`)<>[]{},;", rune(s[end])) {
+			end++
+		}
+		ref := strings.TrimRight(s[start:end], ".:!?")
+		if len(ref) > 60 {
+			ref = ref[:60] + "…"
+		}
+		out = append(out, ref)
+	}
 }
 
 // containsWord reports whether s contains m not glued to letters around it
