@@ -335,3 +335,43 @@ func TestShadowFlag(t *testing.T) {
 		t.Fatalf("flags: %v", fs)
 	}
 }
+
+// FuzzParse: a pin file of any content is read or refused, never trusted
+// half-way and never a panic; what parses writes back to what it read.
+func FuzzParse(f *testing.F) {
+	dir := f.TempDir()
+	st := Open(dir, quiet())
+	srv := st.Server("s")
+	o, _ := pins.Observe([]byte(`{"name":"a","description":"A"}`))
+	if _, err := srv.Record(pins.Record{Trust: []pins.Observed{o}}); err != nil {
+		f.Fatal(err)
+	}
+	if _, err := srv.Record(pins.Record{Hold: []pins.Observed{obs(f, "b", "B")}}); err != nil {
+		f.Fatal(err)
+	}
+	st.Close()
+	good, _ := os.ReadFile(filepath.Join(dir, Dir, "s.json"))
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"server":"s","tools":{}}`))
+	f.Add([]byte(`{"version":1,"server":"s","tools":{"a":null}}`))
+	f.Add([]byte(`{"version":1,"server":"s","tools":{"a":{"hash":"x","definition":[]}}}`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		pf, err := parse(raw, "s")
+		if err != nil {
+			return
+		}
+		for n, p := range pf.Tools {
+			c, err := pins.Canonical(p.Definition)
+			if err != nil || pins.Sum(c) != p.Hash {
+				t.Fatalf("tool %q parsed with a definition that does not match its hash", n)
+			}
+		}
+		b, err := json.Marshal(pf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parse(b, "s"); err != nil {
+			t.Fatalf("a parsed file does not parse again: %v", err)
+		}
+	})
+}
