@@ -39,7 +39,9 @@ func startToolsUpstream(n int) string {
 			"sort":  map[string]any{"type": "string", "enum": []any{"relevance", "date", "title"}},
 		}, "required": []any{"query"}}
 		s.AddTool(&mcp.Tool{Name: fmt.Sprintf("lookup_%03d", i), Description: desc, InputSchema: schema},
-			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) { return &mcp.CallToolResult{}, nil })
+			func(context.Context, *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+				return &mcp.CallToolResult{}, nil
+			})
 	}
 	mcp.AddTool(s, &mcp.Tool{Name: "echo", Description: "echoes its text"}, func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
