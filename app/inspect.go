@@ -65,11 +65,8 @@ func (a *App) Tools(ctx context.Context, name string) ([]Tool, error) {
 		}
 		out = append(out, Tool{Name: t.Name, Description: t.Description, Allowed: pol.Allowed(t.Name)})
 	}
-	sess.Close() // the answers are all read
-	raw.mu.Lock()
-	defs := raw.defs
-	raw.mu.Unlock()
-	return a.judgeTools(s, out, defs), nil
+	sess.Close()
+	return a.judgeTools(s, out, raw.wait(5*time.Second)), nil
 }
 
 // upstreamClient is an HTTP client that adds a server's headers and

@@ -430,6 +430,21 @@ type capture struct {
 	base http.RoundTripper
 	mu   sync.Mutex
 	defs [][]byte
+	open sync.WaitGroup // answers not read to their end yet
+}
+
+// wait waits (at most max) until every answer was read to its end or
+// closed: the client may return a result before it closes the stream.
+func (c *capture) wait(max time.Duration) [][]byte {
+	done := make(chan struct{})
+	go func() { c.open.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(max):
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.defs
 }
 
 func (c *capture) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -438,7 +453,9 @@ func (c *capture) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	ct := resp.Header.Get("Content-Type")
+	c.open.Add(1)
 	resp.Body = &teeBody{ReadCloser: resp.Body, done: func(b []byte) {
+		defer c.open.Done()
 		defs := proxymgr.ListedTools(ct, b)
 		c.mu.Lock()
 		c.defs = append(c.defs, defs...)

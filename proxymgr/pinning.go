@@ -315,7 +315,9 @@ func (p *Proxy) startPins() {
 	p.pin.mu.Lock()
 	p.pin.last = p.cfg.Pins.Snapshot()
 	p.pin.mu.Unlock()
-	stop := p.cfg.Pins.Watch(p.pinsChanged)
+	// Told on the goroutine of whoever changed the pins (maybe this proxy,
+	// answering a list): the streams are written on another.
+	stop := p.cfg.Pins.Watch(func() { go p.pinsChanged() })
 	p.pin.mu.Lock()
 	p.pin.stop = stop
 	p.pin.mu.Unlock()
