@@ -26,7 +26,9 @@ import (
 // policy, for the policy editor. The list comes straight from the upstream,
 // with the server's own credentials: through the proxy the denied tools
 // would be hidden, and the editor must show them to let the user allow
-// them again.
+// them again. Each tool carries its tool pinning state, judged on the
+// same bytes a proxy would see; new and changed definitions are recorded
+// for review as a proxy would record them.
 func (a *App) Tools(ctx context.Context, name string) ([]Tool, error) {
 	s, err := a.server(name)
 	if err != nil {
@@ -46,6 +48,8 @@ func (a *App) Tools(ctx context.Context, name string) ([]Tool, error) {
 	if err != nil {
 		return nil, err
 	}
+	raw := &capture{base: hc.Transport}
+	hc.Transport = raw
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	c := mcp.NewClient(&mcp.Implementation{Name: "keyport", Version: Version}, nil)
@@ -61,7 +65,8 @@ func (a *App) Tools(ctx context.Context, name string) ([]Tool, error) {
 		}
 		out = append(out, Tool{Name: t.Name, Description: t.Description, Allowed: pol.Allowed(t.Name)})
 	}
-	return out, nil
+	sess.Close()
+	return a.judgeTools(s, out, raw.wait(5*time.Second)), nil
 }
 
 // upstreamClient is an HTTP client that adds a server's headers and

@@ -33,6 +33,7 @@ type appRuntime struct {
 
 	exporter        *telemetry.Exporter // the OpenTelemetry export of this process
 	telemetryWanted bool                // this process exports (tray app, keyport proxy)
+	pins            pinRuntime          // the tool pin store (pins.go)
 }
 
 // manager returns the proxy manager, creating it on first use.
@@ -119,6 +120,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.rtMu.Unlock()
 	a.warmOAuth()
 	a.wantTelemetry()
+	a.watchPins()
 	a.restoreProxies(runCtx)
 	return nil
 }
@@ -348,6 +350,7 @@ func (a *App) proxyConfig(ctx context.Context, s catalog.Server, port int) (prox
 		},
 		Logger: a.log, // proxymgr adds server=NAME itself
 	}
+	a.pinConfig(&cfg, s)
 	if s.TLS.CAFile != "" {
 		p, err := s.CAFilePath()
 		if err != nil {
@@ -455,5 +458,6 @@ func (a *App) stopRuntime() error {
 		errs = append(errs, demo.stop(ctx))
 		cancel()
 	}
+	a.closePins()
 	return errors.Join(errs...)
 }

@@ -88,12 +88,13 @@ func (a *App) view(s catalog.Server) ServerView {
 		v.UpstreamURL = "built-in demo server (in-process)"
 	}
 	if m := s.Managed; m != nil {
-		v.Managed, v.ManagedDeny, v.ManagedPinning = m.Server, slices.Clone(m.Deny), m.Pinning
+		v.Managed, v.ManagedDeny, v.ManagedPinning = m.Server, slices.Clone(m.Deny), string(m.Pinning)
 	}
 	p := a.state.Get().Proxies[s.Name]
 	v.Enabled, v.Port = p.Enabled, p.Port
 	v.Credential = a.credentialStatus(s)
 	a.fillProxyStatus(&v)
+	a.fillPins(&v, s)
 	if v.Port != 0 && v.LocalURL == "" {
 		v.LocalURL = localURL(v.Port)
 	}
@@ -280,7 +281,7 @@ func (a *App) SetToolPolicy(name string, allow, deny []string) error {
 			own = append(own, d)
 		}
 	}
-	s.Tools = catalog.Tools{Allow: allow, Deny: own}
+	s.Tools.Allow, s.Tools.Deny = allow, own // keeps the pinning mode
 	s.Managed = nil
 	if err := s.Check(); err != nil {
 		return err

@@ -61,6 +61,11 @@ type ServerView struct {
 	// that shows them says "set by your organization".
 	ManagedDeny    []string
 	ManagedPinning string
+	// Tool pinning: the mode (hold, warn, off), how many tool changes wait
+	// for review, and why the approved definitions could not be read.
+	Pinning     string
+	ToolChanges int
+	PinsProblem string
 }
 
 // CredentialStatus says whether a server's credentials are in the keychain.
@@ -161,6 +166,11 @@ type Tool struct {
 	Name        string
 	Description string
 	Allowed     bool // under the current policy
+	// Pin is its tool pinning state (PinApproved, PinHeld...; "" with
+	// pinning off), Hash its definition's, Flags the suspicious text found.
+	Pin   string
+	Hash  string
+	Flags []string
 }
 
 // RegistryResult is a server found in an MCP registry.
@@ -212,6 +222,10 @@ type Event struct {
 	Err    string // for EventCatalogError; empty when the error cleared
 	Title  string // for EventNotice
 	Body   string
+	// ToolReview marks an EventNotice about tool changes to review: it
+	// says something no proxy status says, so the tray never merges it
+	// with one.
+	ToolReview bool
 }
 
 // NewServer is what the Add server dialog and `keyport add` submit.

@@ -1,11 +1,13 @@
 package proxymgr
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -19,7 +21,8 @@ const benchToken = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJiZW5jaCJ9.c2
 // to an in-process go-sdk server: directly, through a bare
 // httputil.ReverseProxy, and through Keyport's proxy with a tool policy and
 // the audit log on, sending a bearer token as a static header (keyport) or
-// as an injected credential, redacted from answers (keyport-redacting). bench/proxy has the full comparison (concurrency, SSE,
+// as an injected credential, redacted from answers (keyport-redacting), and
+// with tool pinning (keyport-pinning). bench/proxy has the full comparison (concurrency, SSE,
 // memory, alternating rounds); this one runs under `make bench`.
 func BenchmarkToolsCall(b *testing.B) {
 	up := newUpstream(b, false)
@@ -44,12 +47,15 @@ func BenchmarkToolsCall(b *testing.B) {
 	kpr := startProxy(b, Config{Upstream: up.url(), Policy: ToolPolicy{Deny: []string{"delete_*"}},
 		Audit:       AuditConfig{File: filepath.Join(b.TempDir(), "audit.jsonl"), Params: AuditParamsRedacted},
 		Credentials: bearerCreds(benchToken)})
+	pinned := startProxy(b, Config{Upstream: up.url(), Policy: ToolPolicy{Deny: []string{"delete_*"}}, Pins: pinStore(b, "testsrv"),
+		Audit: AuditConfig{File: filepath.Join(b.TempDir(), "audit.jsonl"), Params: AuditParamsRedacted}})
 
 	for _, path := range []struct{ name, url string }{
 		{"direct", up.url()},
 		{"bare-hop", "http://" + ln.Addr().String() + "/mcp"},
 		{"keyport", kp.URL()},
 		{"keyport-redacting", kpr.URL()},
+		{"keyport-pinning", pinned.URL()},
 	} {
 		b.Run(path.name, func(b *testing.B) {
 			cs := connect(b, path.url, nil, "2025-11-25")
@@ -96,6 +102,44 @@ func BenchmarkToolsCallParallel(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkToolsListCheck measures what the proxy itself spends on one
+// tools/list answer of 500 tools (~230 KiB): the tool policy alone, and
+// the policy plus tool pinning (after the first list, as on every later
+// one). bench/proxy measures the whole round trip through a client.
+func BenchmarkToolsListCheck(b *testing.B) {
+	var tools []string
+	for i := range 500 {
+		tools = append(tools, fmt.Sprintf(`{"name":"lookup_%03d","description":"Tool number %d of the benchmark server: it looks things up in the %d-th collection and returns at most limit results, sorted by relevance, with their ids, titles and a short excerpt.","inputSchema":{"type":"object","properties":{"query":{"type":"string","description":"what to look for"},"limit":{"type":"integer","minimum":1,"maximum":100,"default":10},"sort":{"type":"string","enum":["relevance","date","title"]}},"required":["query"]}}`, i, i, i))
+	}
+	msg := []byte(`{"jsonrpc":"2.0","id":7,"result":{"tools":[` + strings.Join(tools, ",") + `]}}`)
+	for _, pinned := range []bool{false, true} {
+		name := "policy"
+		cfg := Config{Name: "bench", Upstream: "http://127.0.0.1:1/mcp", Policy: ToolPolicy{Deny: []string{"delete_*"}}, Logger: testLogger(b)}
+		if pinned {
+			name = "policy+pinning"
+			cfg.Pins = pinStore(b, "bench")
+		}
+		p, err := New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pr := &pendingReq{method: "tools/list", filter: true}
+		if _, _, err := p.filterTools(msg, pr); err != nil { // the first list pins
+			b.Fatal(err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			for b.Loop() {
+				out, removed, err := p.filterTools(msg, pr)
+				if err != nil || removed != 0 || len(out) != len(msg) {
+					b.Fatal(err, removed)
+				}
+			}
 		})
 	}
 }

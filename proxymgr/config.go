@@ -79,6 +79,12 @@ type Config struct {
 	Headers map[string]string
 	// Policy is the tool policy.
 	Policy ToolPolicy
+	// Pins, if set, holds the tool definitions the user approved: tools
+	// whose definitions differ are held (see PinMode and pinning.go).
+	Pins Pins
+	// Pinning is what happens to tools not approved (default PinHold when
+	// Pins is set).
+	Pinning PinMode
 	// Audit configures the audit log; an empty Audit.File disables it.
 	Audit AuditConfig
 	// LocalToken, if set, must be sent by clients as
@@ -132,6 +138,19 @@ func (c *Config) Check() error {
 	}
 	if c.policy, err = policy.Compile(c.Policy.Allow, c.Policy.Deny); err != nil {
 		return fmt.Errorf("server %s: %w", c.Name, err)
+	}
+	switch c.Pinning {
+	case "":
+		c.Pinning = PinHold
+		if c.Pins == nil {
+			c.Pinning = PinOff
+		}
+	case PinHold, PinWarn, PinOff:
+	default:
+		return fmt.Errorf("server %s: tool pinning %q: use hold, warn or off", c.Name, c.Pinning)
+	}
+	if c.Pinning != PinOff && c.Pins == nil {
+		return fmt.Errorf("server %s: tool pinning %s needs a pin store (Config.Pins)", c.Name, c.Pinning)
 	}
 	if err := c.Audit.Check(); err != nil {
 		return fmt.Errorf("server %s: %w", c.Name, err)

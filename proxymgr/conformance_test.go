@@ -145,6 +145,7 @@ func tail(s string, n int) string {
 // against go-sdk's everything-server directly and through the proxy, in the
 // same run, for both protocol eras, and requires the same results:
 // 2025-11-25 against a stateful server, 2026-07-28 against a stateless one.
+// The proxy pins tools (trust on first use) as the app's proxies do.
 func TestConformanceThroughProxy(t *testing.T) {
 	node, peers := nodePeers(t)
 	t.Parallel()
@@ -164,7 +165,9 @@ func TestConformanceThroughProxy(t *testing.T) {
 		// Each run gets its own server process, so suites cannot disturb each other.
 		url := startEverythingServer(t, bin, r.stateless)
 		if r.proxied {
-			p := startProxy(t, Config{Name: "everything", Upstream: url})
+			// With tool pinning on: the first list is trusted as it is, so
+			// the results must not change.
+			p := startProxy(t, Config{Name: "everything", Upstream: url, Pins: pinStore(t, "everything")})
 			url = p.URL()
 		}
 		wg.Go(func() { r.res = runSuite(t, node, peers, url, r.requirements) })

@@ -50,6 +50,9 @@ func (p *Proxy) gate(m *message, sess *session, ci clientInfo, now time.Time) (a
 	if !p.pol.Allowed(tool) {
 		return p.deny(m, tool, sess, ci, now), false
 	}
+	if why, old, cur := p.heldCall(tool); why != "" { // tool pinning (pinning.go)
+		return p.refuseHeld(m, tool, why, old, cur, sess, ci, now), false
+	}
 	return nil, false
 }
 

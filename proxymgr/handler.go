@@ -348,6 +348,8 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer p.removeStream(&cancel)
+		rc.gate = p.listenGate(msgs)
+		defer p.closeGate(rc.gate)
 	}
 
 	resp, usedSID, err := p.roundTrip(ctx, r, http.MethodPost, out, sess)
@@ -411,8 +413,9 @@ func (p *Proxy) deny(m *message, tool string, sess *session, ci clientInfo, now 
 
 func (p *Proxy) newPending(m *message, sess *session, ci clientInfo, now time.Time) *pendingReq {
 	pr := &pendingReq{method: m.method, id: m.id, start: now, paramsSize: len(m.params), client: ci}
-	if m.method == "tools/list" && !p.pol.Empty() {
+	if m.method == "tools/list" && (!p.pol.Empty() || p.pinning()) {
 		pr.filter = true
+		p.pinRequest(pr, m)
 	}
 	if m.method == "tools/call" {
 		pr.tool, _ = paramString(m.params, "name")
@@ -576,6 +579,10 @@ func (p *Proxy) serveOther(w http.ResponseWriter, r *http.Request) {
 		sess.touch(time.Now())
 	}
 	rc := &respCtx{p: p, sess: sess, sid: sid, local: &tracker{}}
+	if r.Method == http.MethodGet {
+		rc.gate = p.getGate(sess)
+		defer p.closeGate(rc.gate)
+	}
 	resp, usedSID, err := p.roundTrip(ctx, r, r.Method, body, sess)
 	if err != nil {
 		p.failRequest(w, r, rc, err)

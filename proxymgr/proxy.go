@@ -82,6 +82,7 @@ type Proxy struct {
 	tokenSum [sha256.Size]byte
 	origins  map[string]bool
 	sessions *sessionTable // shared with a successor (handoff.go)
+	pin      pinState      // tool pinning (pinning.go)
 	handlers sync.WaitGroup
 
 	baseCtx context.Context
@@ -225,6 +226,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 	p.log.Info("proxy started", "addr", p.Addr(), "upstream", redactURL(p.up))
 	p.logPeerCheck()
 	p.startProbe()
+	p.startPins()
 	go p.janitor(p.baseCtx)
 	return nil
 }
@@ -277,6 +279,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	}
 	p.stopping = true
 	owner := p.ownsSock
+	defer p.stopPins()
 	streams := make([]context.CancelFunc, 0, len(p.streams))
 	for c := range p.streams {
 		streams = append(streams, *c)

@@ -15,7 +15,8 @@ type pendingReq struct {
 	tool       string
 	id         []byte // raw id, for the audit log
 	start      time.Time
-	filter     bool // a tools/list whose result the policy filters
+	filter     bool   // a tools/list whose result the policy or pinning filters
+	cursor     string // the page a filtered tools/list asks for (pinning)
 	paramsSize int
 	params     []byte // kept only when the audit log wants params
 	session    string

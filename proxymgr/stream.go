@@ -36,6 +36,9 @@ type respCtx struct {
 	init      *message // the client's initialize, when this POST is one
 	newSess   *session // the session this initialize created
 	answered  int      // responses matched to requests so far
+
+	// gate lets tool pinning add list_changed to this stream (inject.go).
+	gate *streamGate
 }
 
 func (rc *respCtx) sessID() string {
@@ -103,9 +106,9 @@ func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
 		if pr.filter {
 			if !canRewrite {
 				p.log.Error("a tools/list answer could not be filtered (too large); it passed unfiltered", "limit", p.cfg.MaxInspectBytes)
-			} else if out, removed, err := filterToolsResult(raw, p.pol); err != nil {
+			} else if out, removed, err := p.filterTools(raw, pr); err != nil {
 				p.log.Warn("could not filter a tools/list answer", "err", err)
-				repl = rpcError(m.id, codeInternalError, fmt.Sprintf("%s: Keyport could not apply the tool policy to the tools/list answer: %v", p.name, err))
+				repl = rpcError(m.id, codeInternalError, fmt.Sprintf("%s: Keyport could not apply %s to the tools/list answer: %v", p.name, p.checksText(), err))
 			} else if removed > 0 {
 				repl = out
 			}
@@ -468,6 +471,8 @@ func (p *Proxy) streamSSE(w http.ResponseWriter, r *http.Request, resp *http.Res
 		p.streamsOpen.Add(-1)
 		p.changed(false)
 	}()
+	w = rc.gate.wrap(w)
+	defer rc.gate.close()
 	w.WriteHeader(resp.StatusCode)
 	ctl := http.NewResponseController(w)
 	for _, lr := range rc.localResp { // the proxy's own answers to a batch come first
@@ -508,7 +513,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }
 // tooLargeToFilter is what a client reads when a tools/list answer is too
 // large for the proxy to apply the tool policy (it fails closed).
 func (p *Proxy) tooLargeToFilter() string {
-	return fmt.Sprintf("%s: the tools/list answer is larger than %d bytes, too large for Keyport to apply the tool policy", p.name, p.cfg.MaxInspectBytes)
+	return fmt.Sprintf("%s: the tools/list answer is larger than %d bytes, too large for Keyport to apply %s", p.name, p.cfg.MaxInspectBytes, p.checksText())
 }
 
 // failOversized handles a held SSE event grown past what the proxy can

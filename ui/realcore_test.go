@@ -87,8 +87,14 @@ type realHarness struct {
 
 func newRealHarness(t *testing.T, overSocket bool) *realHarness {
 	t.Helper()
+	return newRealHarnessAt(t, overSocket, upstream(t))
+}
+
+// newRealHarnessAt is newRealHarness with the server "echo" at url.
+func newRealHarnessAt(t *testing.T, overSocket bool, url string) *realHarness {
+	t.Helper()
 	dir, home := t.TempDir(), t.TempDir()
-	yaml := "servers:\n  - name: echo\n    description: In-process go-sdk server\n    url: " + upstream(t) + "\n    labels: {env: test}\n"
+	yaml := "servers:\n  - name: echo\n    description: In-process go-sdk server\n    url: " + url + "\n    labels: {env: test}\n"
 	if err := os.WriteFile(filepath.Join(dir, "servers.yaml"), []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

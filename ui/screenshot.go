@@ -49,12 +49,13 @@ var screens = []struct {
 	{"audit", func(u *UI) { u.showcase("Audit", running) }},
 	{"clients", func(u *UI) { u.showcase("Clients", withPolicy, running) }},
 	{"managed", func(u *UI) { u.showcase("Overview", managed) }},
+	{"review", func(u *UI) { u.showcase("Tools", withToolChanges, running) }},
 }
 
-func managed(s app.ServerView) bool { return s.Managed }
-
-func running(s app.ServerView) bool    { return s.State == app.ProxyRunning }
-func withPolicy(s app.ServerView) bool { return len(s.Allow)+len(s.Deny) > 0 }
+func managed(s app.ServerView) bool         { return s.Managed }
+func running(s app.ServerView) bool         { return s.State == app.ProxyRunning }
+func withToolChanges(s app.ServerView) bool { return s.ToolChanges > 0 }
+func withPolicy(s app.ServerView) bool      { return len(s.Allow)+len(s.Deny) > 0 }
 
 // showcase selects the first server that satisfies the first preference
 // that any server satisfies (else the first server), and a tab.

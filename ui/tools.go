@@ -31,6 +31,11 @@ type toolsTab struct {
 	Save    *widget.Button
 	Revert  *widget.Button
 	List    *widget.List
+	// Review is the tool pinning review above the editor (review.go).
+	Review *reviewPanel
+	editor fyne.CanvasObject
+	body   *fyne.Container
+	split  *container.Split
 
 	name        string
 	running     bool
@@ -43,7 +48,8 @@ type toolsTab struct {
 	loadSeq     int
 	loadErr     string // the last load's error, shown until the next try
 	dirty       bool
-	programming bool // we are setting the entries ourselves
+	programming bool   // we are setting the entries ourselves
+	pinSeen     string // the view's pinning counts the review was loaded for
 }
 
 func newToolsTab(u *UI) *toolsTab {
@@ -89,7 +95,7 @@ func newToolsTab(u *UI) *toolsTab {
 			c.Checked = t.allowed[tool.Name]
 			c.Refresh()
 			c.OnChanged = func(on bool) { t.setTool(tool.Name, on) }
-			d.SetText(tool.Description)
+			d.SetText(pinBadge(tool.Pin) + tool.Description)
 			box.Refresh() // the check's width follows its text
 		},
 	)
@@ -104,9 +110,43 @@ func newToolsTab(u *UI) *toolsTab {
 	)
 	bottom := container.NewVBox(widget.NewSeparator(), t.Preview,
 		container.NewHBox(layout.NewSpacer(), t.Revert, t.Save))
-	t.root = container.NewPadded(container.NewBorder(top, bottom, nil, nil, t.List))
+	t.editor = container.NewBorder(top, bottom, nil, nil, t.List)
+	t.Review = newReviewPanel(t)
+	t.body = container.NewStack(t.editor)
+	t.root = container.NewPadded(t.body)
 	t.updateButtons()
 	return t
+}
+
+// layoutRoot shows the review above the editor while something is held,
+// the editor alone otherwise.
+func (t *toolsTab) layoutRoot() {
+	if t.Review.root.Visible() {
+		if t.split == nil {
+			t.split = container.NewVSplit(t.Review.root, t.editor)
+			t.split.Offset = 0.55
+		}
+		if len(t.body.Objects) != 1 || t.body.Objects[0] != t.split {
+			t.body.Objects = []fyne.CanvasObject{t.split}
+			t.body.Refresh()
+		}
+		return
+	}
+	if len(t.body.Objects) != 1 || t.body.Objects[0] != t.editor {
+		t.body.Objects = []fyne.CanvasObject{t.editor}
+		t.body.Refresh()
+	}
+}
+
+// pinBadge marks a listed tool that tool pinning holds.
+func pinBadge(state string) string {
+	switch state {
+	case app.PinHeld:
+		return "[held for review] "
+	case app.PinBlocked:
+		return "[blocked] "
+	}
+	return ""
 }
 
 // show follows the selected server. A new server resets the editor; the same
@@ -120,6 +160,11 @@ func (t *toolsTab) show(v rowView, changed bool) {
 		t.loadSeq++
 		t.List.Refresh()
 		t.dirty = false
+		t.Review.current = ""
+	}
+	if seen := fmt.Sprintf("%d %s", v.ToolChanges, v.PinsProblem); changed || seen != t.pinSeen {
+		t.pinSeen = seen
+		t.Review.load()
 	}
 	if !t.dirty && (changed || !slices.Equal(t.savedAllow, v.Allow) || !slices.Equal(t.savedDeny, v.Deny)) {
 		t.savedAllow, t.savedDeny = slices.Clone(v.Allow), slices.Clone(v.Deny)

@@ -28,6 +28,7 @@ const exampleFile = `# Keyport: your remote MCP servers.
 #     tools:
 #       allow: ["*"]                # literal, glob (get_*) or ^regex$
 #       deny: [delete_*]            # deny wins over allow
+#       pinning: hold               # hold | warn | off: a tool that changes is held until you review it
 #     audit:
 #       params: redacted            # none | redacted | full
 #

@@ -382,6 +382,9 @@ func serverNode(s Server) (*yaml.Node, error) {
 	if s.Audit.Params == AuditRedacted {
 		s.Audit.Params = ""
 	}
+	if s.Tools.Pinning == PinHold {
+		s.Tools.Pinning = ""
+	}
 	var n yaml.Node
 	if err := n.Encode(s); err != nil {
 		return nil, fmt.Errorf("encode server %q: %w", s.Name, err)

@@ -42,24 +42,17 @@ func ManagedPath() string {
 	return "/etc/keyport/managed.yaml"
 }
 
-// Pinning modes of tool pinning (tools.pinning), strictest first.
-const (
-	PinningHold = "hold" // a changed tool is held until approved
-	PinningWarn = "warn" // a changed tool passes, with a warning
-	PinningOff  = "off"
-)
-
 // StricterPinning is the stricter of two pinning modes ("" is unset):
 // hold beats warn beats off. The managed mode of a server is merged with
 // the user's through it, so a user can tighten but never loosen.
-func StricterPinning(a, b string) string {
-	rank := func(m string) int {
+func StricterPinning(a, b PinMode) PinMode {
+	rank := func(m PinMode) int {
 		switch m {
-		case PinningHold:
+		case PinHold:
 			return 3
-		case PinningWarn:
+		case PinWarn:
 			return 2
-		case PinningOff:
+		case PinOff:
 			return 1
 		}
 		return 0
@@ -101,7 +94,7 @@ type ManagedRule struct {
 	Servers []string          `yaml:"servers,omitempty"`
 	Labels  map[string]string `yaml:"labels,omitempty"`
 	Deny    []string          `yaml:"deny,omitempty"`
-	Pinning string            `yaml:"pinning,omitempty"`
+	Pinning PinMode           `yaml:"pinning,omitempty"`
 }
 
 // ManagedInfo says which values of a server the organization sets.
@@ -112,8 +105,8 @@ type ManagedInfo struct {
 	// Server.Tools.Deny).
 	Deny []string
 	// Pinning is the tool-pinning mode the organization forces ("" none);
-	// see EffectivePinning.
-	Pinning string
+	// see PinningMode.
+	Pinning PinMode
 }
 
 // DenyPatterns is m.Deny (nil for a nil m).
@@ -124,13 +117,14 @@ func (m *ManagedInfo) DenyPatterns() []string {
 	return m.Deny
 }
 
-// EffectivePinning is the pinning mode in effect for a server whose user
-// setting is user: the stricter of the two.
-func (s *Server) EffectivePinning(user string) string {
+// PinningMode is the tool-pinning mode in effect for the server: its own
+// (tools.pinning, hold by default) or the organization's, whichever is
+// stricter. Every user of the mode asks here, never Tools.Mode alone.
+func (s *Server) PinningMode() PinMode {
 	if s.Managed == nil {
-		return user
+		return s.Tools.Mode()
 	}
-	return StricterPinning(user, s.Managed.Pinning)
+	return StricterPinning(s.Tools.Mode(), s.Managed.Pinning)
 }
 
 // IsManagedDeny reports whether the organization forces deny pattern p on s.
@@ -404,8 +398,8 @@ func (p *parser) rules(seq *yaml.Node, m *Managed) {
 					}
 				}
 			case "pinning":
-				r.Pinning = f.str(v, "pinning")
-				if !slices.Contains([]string{PinningHold, PinningWarn, PinningOff}, r.Pinning) {
+				r.Pinning = PinMode(f.str(v, "pinning"))
+				if !slices.Contains([]PinMode{PinHold, PinWarn, PinOff}, r.Pinning) {
 					f.bad(v, "pinning", "%q is not one of hold, warn, off", r.Pinning)
 				}
 			default:

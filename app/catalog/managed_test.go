@@ -106,13 +106,15 @@ rules:
 `, func(t *testing.T, c *Catalog) {
 			p, _ := c.Lookup("prod-db")
 			d, _ := c.Lookup("dev-db")
-			if p.Managed.Pinning != PinningHold || d.Managed.Pinning != PinningWarn {
+			if p.Managed.Pinning != PinHold || d.Managed.Pinning != PinWarn {
 				t.Errorf("pinning prod %q dev %q", p.Managed.Pinning, d.Managed.Pinning)
 			}
-			if got := d.EffectivePinning(PinningOff); got != PinningWarn {
+			d.Tools.Pinning = PinOff
+			if got := d.PinningMode(); got != PinWarn {
 				t.Errorf("user off under managed warn = %q", got)
 			}
-			if got := d.EffectivePinning(PinningHold); got != PinningHold {
+			d.Tools.Pinning = PinHold
+			if got := d.PinningMode(); got != PinHold {
 				t.Errorf("user hold under managed warn = %q (a user may tighten)", got)
 			}
 		}},
@@ -279,13 +281,13 @@ func TestWatchManagedFile(t *testing.T) {
 	renameOver(t, mp, "rules: [{deny: [rm_*], pinning: hold}]\n")
 	u := next(t, w)
 	s, _ := u.Catalog.Lookup("a")
-	if s.Managed == nil || s.Managed.Pinning != PinningHold || !slices.Equal(u.Diff.Changed, []string{"a"}) || !u.Diff.ManagedChanged {
+	if s.Managed == nil || s.Managed.Pinning != PinHold || !slices.Equal(u.Diff.Changed, []string{"a"}) || !u.Diff.ManagedChanged {
 		t.Fatalf("update = %+v / %+v", u, s.Managed)
 	}
 	writeInPlace(t, mp, "rules: [{deny: [rm_*]\n")
 	u = next(t, w)
 	s, _ = u.Catalog.Lookup("a")
-	if u.Catalog.Managed.Err == "" || s.Managed == nil || s.Managed.Pinning != PinningHold {
+	if u.Catalog.Managed.Err == "" || s.Managed == nil || s.Managed.Pinning != PinHold {
 		t.Fatalf("after a broken edit: %+v", u.Catalog.Managed)
 	}
 	os.Remove(mp)

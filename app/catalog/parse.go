@@ -356,11 +356,14 @@ func (p *parser) servers(seq *yaml.Node, cat *Catalog) {
 					}
 				})
 			case "tools":
-				f.mapping(v, "tools", []string{"allow", "deny"}, func(k string, v *yaml.Node) {
-					if k == "allow" {
+				f.mapping(v, "tools", []string{"allow", "deny", "pinning"}, func(k string, v *yaml.Node) {
+					switch k {
+					case "allow":
 						s.Tools.Allow = f.strList(v, "tools.allow")
-					} else {
+					case "deny":
 						s.Tools.Deny = f.strList(v, "tools.deny")
+					case "pinning":
+						s.Tools.Pinning = PinMode(f.str(v, "tools.pinning"))
 					}
 				})
 			case "audit":

@@ -85,10 +85,34 @@ type Auth struct {
 
 // Tools is a tool policy: patterns are literal names, globs (`get_*`), or
 // regular expressions written `^...$`. An empty Allow allows every tool;
-// Deny wins over Allow.
+// Deny wins over Allow. Pinning says what happens to a tool whose
+// definition is not the one the user approved.
 type Tools struct {
-	Allow []string `yaml:"allow,omitempty"`
-	Deny  []string `yaml:"deny,omitempty"`
+	Allow   []string `yaml:"allow,omitempty"`
+	Deny    []string `yaml:"deny,omitempty"`
+	Pinning PinMode  `yaml:"pinning,omitempty"`
+}
+
+// PinMode is a server's tool pinning mode (tools.pinning).
+type PinMode string
+
+// Tool pinning modes.
+const (
+	// PinHold hides new and changed tools and refuses their calls until
+	// the user approves them (the default, written as nothing).
+	PinHold PinMode = "hold"
+	// PinWarn passes them but notifies and audits.
+	PinWarn PinMode = "warn"
+	// PinOff turns tool pinning off.
+	PinOff PinMode = "off"
+)
+
+// Mode is the pinning mode in effect (hold when unset).
+func (t Tools) Mode() PinMode {
+	if t.Pinning == "" {
+		return PinHold
+	}
+	return t.Pinning
 }
 
 // AuditParams says how much of a request's parameters the audit log keeps.
@@ -229,6 +253,11 @@ func (s *Server) Check() error {
 		if err := CheckToolPattern(p); err != nil {
 			add(fmt.Sprintf("tools.deny[%d]", i), "%v", err)
 		}
+	}
+	switch s.Tools.Pinning {
+	case "", PinHold, PinWarn, PinOff:
+	default:
+		add("tools.pinning", "%q is not one of hold, warn, off", s.Tools.Pinning)
 	}
 	switch s.Audit.Params {
 	case "":

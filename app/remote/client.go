@@ -417,6 +417,34 @@ func (c *Client) CheckPolicy(allow, deny []string, tools []string) ([]string, er
 	return v, err
 }
 
+// ToolReview is a server's tool pinning: the tools held for review.
+func (c *Client) ToolReview(name string) (app.ToolReview, error) {
+	var v app.ToolReview
+	err := c.call(context.Background(), "ToolReview", nameArgs{Name: name}, &v)
+	return v, err
+}
+
+// ApproveTools approves held tools (all of them with all).
+func (c *Client) ApproveTools(name string, tools []string, all bool) ([]app.ToolDecision, error) {
+	var v []app.ToolDecision
+	err := c.call(context.Background(), "ApproveTools", pinArgs{Name: name, Tools: tools, All: all}, &v)
+	return v, err
+}
+
+// BlockTools keeps held tools blocked (all of them with all).
+func (c *Client) BlockTools(name string, tools []string, all bool) ([]app.ToolDecision, error) {
+	var v []app.ToolDecision
+	err := c.call(context.Background(), "BlockTools", pinArgs{Name: name, Tools: tools, All: all}, &v)
+	return v, err
+}
+
+// ResetPins forgets a server's approved tool definitions.
+func (c *Client) ResetPins(name string) (int, error) {
+	var v int
+	err := c.call(context.Background(), "ResetPins", nameArgs{Name: name}, &v)
+	return v, err
+}
+
 // Audit returns the newest n audit entries of a server, oldest first.
 func (c *Client) Audit(name string, n int) ([]app.AuditEntry, error) {
 	var v []app.AuditEntry

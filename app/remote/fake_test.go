@@ -139,6 +139,33 @@ func (f *fakeBackend) CheckPolicy(allow, deny, tools []string) ([]string, error)
 	}
 	return tools[:min(1, len(tools))], nil
 }
+func (f *fakeBackend) ToolReview(name string) (app.ToolReview, error) {
+	if err := f.record("ToolReview %s", name); err != nil {
+		return app.ToolReview{}, err
+	}
+	return app.ToolReview{Server: name, Mode: "hold", Approved: 1, Changes: []app.ToolChange{{Tool: "search", Kind: "changed",
+		OldHash: "sha256:aa", NewHash: "sha256:bb", Old: app.ToolText{Description: "old"}, New: app.ToolText{Description: "new"},
+		DescriptionDiff: []app.DiffRow{{Op: "~", Old: "old", New: "new"}}, Flags: []string{"instruction: x"},
+		Seen: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}}}, nil
+}
+func (f *fakeBackend) ApproveTools(name string, tools []string, all bool) ([]app.ToolDecision, error) {
+	if err := f.record("ApproveTools %s %q %v", name, tools, all); err != nil {
+		return nil, err
+	}
+	return []app.ToolDecision{{Tool: "search", OldHash: "sha256:aa", NewHash: "sha256:bb"}}, nil
+}
+func (f *fakeBackend) BlockTools(name string, tools []string, all bool) ([]app.ToolDecision, error) {
+	if err := f.record("BlockTools %s %q %v", name, tools, all); err != nil {
+		return nil, err
+	}
+	return []app.ToolDecision{{Tool: "search", NewHash: "sha256:bb"}}, nil
+}
+func (f *fakeBackend) ResetPins(name string) (int, error) {
+	if err := f.record("ResetPins %s", name); err != nil {
+		return 0, err
+	}
+	return 3, nil
+}
 func (f *fakeBackend) Audit(name string, n int) ([]app.AuditEntry, error) {
 	if err := f.record("Audit %s %d", name, n); err != nil {
 		return nil, err

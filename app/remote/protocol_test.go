@@ -49,6 +49,16 @@ func TestEveryMethodRoundTrips(t *testing.T) {
 			`CheckPolicy ["*"] ["d*"] ["a" "b"]`, []string{"a"}},
 		{"CheckPolicy keeps an empty list empty", func() (any, error) { return ret(c.CheckPolicy(nil, nil, []string{})) },
 			`CheckPolicy [] [] []`, []string{}},
+		{"ToolReview", func() (any, error) { return ret(c.ToolReview("acme")) }, "ToolReview acme",
+			app.ToolReview{Server: "acme", Mode: "hold", Approved: 1, Changes: []app.ToolChange{{Tool: "search", Kind: "changed",
+				OldHash: "sha256:aa", NewHash: "sha256:bb", Old: app.ToolText{Description: "old"}, New: app.ToolText{Description: "new"},
+				DescriptionDiff: []app.DiffRow{{Op: "~", Old: "old", New: "new"}}, Flags: []string{"instruction: x"},
+				Seen: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}}}},
+		{"ApproveTools", func() (any, error) { return ret(c.ApproveTools("acme", []string{"search"}, false)) }, `ApproveTools acme ["search"] false`,
+			[]app.ToolDecision{{Tool: "search", OldHash: "sha256:aa", NewHash: "sha256:bb"}}},
+		{"BlockTools", func() (any, error) { return ret(c.BlockTools("acme", nil, true)) }, `BlockTools acme [] true`,
+			[]app.ToolDecision{{Tool: "search", NewHash: "sha256:bb"}}},
+		{"ResetPins", func() (any, error) { return ret(c.ResetPins("acme")) }, "ResetPins acme", 3},
 		{"Audit", func() (any, error) { return ret(c.Audit("acme", 50)) }, "Audit acme 50",
 			[]app.AuditEntry{{Time: time.Date(2025, 3, 1, 12, 0, 0, 5, time.UTC), Event: "request",
 				Method: "tools/call", Tool: "search", Outcome: "ok", Duration: 1500 * time.Microsecond,
@@ -611,7 +621,7 @@ func TestChangeIsVisibleWhenTheCallReturns(t *testing.T) {
 			t.Errorf("changesServers names %q, which is no method", m)
 		}
 	}
-	for _, m := range []string{"Tools", "Audit", "Clients", "CheckPolicy", "SearchRegistry"} {
+	for _, m := range []string{"Tools", "Audit", "Clients", "CheckPolicy", "SearchRegistry", "ToolReview"} {
 		if changesServers[m] {
 			t.Errorf("read-only %s must not carry a snapshot", m)
 		}

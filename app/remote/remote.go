@@ -80,6 +80,16 @@ type Backend interface {
 	// CheckPolicy returns the tools of list a policy would allow, or a pattern error.
 	CheckPolicy(allow, deny []string, tools []string) (allowed []string, err error)
 
+	// ToolReview is a server's tool pinning: the tools held for review,
+	// with side-by-side diffs and flags.
+	ToolReview(name string) (app.ToolReview, error)
+	// ApproveTools approves held tools (all of them with all).
+	ApproveTools(name string, tools []string, all bool) ([]app.ToolDecision, error)
+	// BlockTools keeps held tools blocked (all of them with all).
+	BlockTools(name string, tools []string, all bool) ([]app.ToolDecision, error)
+	// ResetPins forgets a server's approved tool definitions.
+	ResetPins(name string) (int, error)
+
 	// Audit returns the newest n audit entries of a server, oldest first.
 	Audit(name string, n int) ([]app.AuditEntry, error)
 	// AuditPath is the server's audit log file, for export.
@@ -269,6 +279,7 @@ var changesServers = map[string]bool{
 	"SetProxyEnabled": true, "SetSecret": true, "ClearSecrets": true, "SignIn": true,
 	"SetToolPolicy": true, "AddServer": true, "RemoveServer": true,
 	"ImportFromRegistry": true, "SetDemoHidden": true,
+	"ApproveTools": true, "BlockTools": true, "ResetPins": true,
 }
 
 // The parameters of the methods; both sides use these types.
@@ -313,6 +324,11 @@ type (
 	}
 	onArgs struct {
 		On bool `json:"on"`
+	}
+	pinArgs struct {
+		Name  string   `json:"name"`
+		Tools []string `json:"tools"`
+		All   bool     `json:"all"`
 	}
 	noArgs struct{}
 )

@@ -418,6 +418,18 @@ var handlers = map[string]handler{
 	"CheckPolicy": method(func(_ context.Context, s *Server, p checkArgs) (any, error) {
 		return s.b.CheckPolicy(p.Allow, p.Deny, p.Tools)
 	}),
+	"ToolReview": method(func(_ context.Context, s *Server, p nameArgs) (any, error) {
+		return s.b.ToolReview(p.Name)
+	}),
+	"ApproveTools": method(func(_ context.Context, s *Server, p pinArgs) (any, error) {
+		return s.b.ApproveTools(p.Name, p.Tools, p.All)
+	}),
+	"BlockTools": method(func(_ context.Context, s *Server, p pinArgs) (any, error) {
+		return s.b.BlockTools(p.Name, p.Tools, p.All)
+	}),
+	"ResetPins": method(func(_ context.Context, s *Server, p nameArgs) (any, error) {
+		return s.b.ResetPins(p.Name)
+	}),
 	"Audit": method(func(_ context.Context, s *Server, p auditArgs) (any, error) {
 		return s.b.Audit(p.Name, p.N)
 	}),

@@ -20,7 +20,9 @@
 //     reaches the client (p50 and p99);
 //   - memory per idle proxy (Go heap + stacks, 100 proxies in one process);
 //   - memory of 1,000 open GET streams through one proxy (Go heap + stacks
-//     and RSS of the proxy's process), against the bare hop's.
+//     and RSS of the proxy's process), against the bare hop's;
+//   - tool pinning (pinning.go): tools/list of 500 tools and tools/call
+//     through Keyport with pinning on against pinning off.
 //
 // Keyport's proxy injects a bearer token (a JWT-like value the upstream
 // ignores), so the redaction of injected credentials from answers is on.
@@ -87,6 +89,8 @@ func main() {
 		otelConc  = flag.Int("telemetry-sessions", 8, "concurrent sessions for the telemetry figures")
 		otelDown  = flag.Int("telemetry-events", 100000, "events while the collector is down")
 		baseline  = flag.String("baseline-bin", "", "this benchmark built from another revision: its keyport path runs as a fourth path")
+		pinTools  = flag.Int("pin-tools", 500, "tools of the upstream for the tool pinning figure (0 skips it)")
+		onlyPins  = flag.Bool("only-pinning", false, "measure only tool pinning")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -136,6 +140,13 @@ func main() {
 	}
 
 	var rep report
+	if *pinTools > 0 {
+		rep.pins = benchPinning(self, dir, *pinTools, *rounds, *duration)
+	}
+	if *onlyPins {
+		rep.print(os.Stdout)
+		return
+	}
 	if !*skipCalls {
 		ps := hops(up.mcpURL, filepath.Join(dir, "audit.jsonl"))
 		for _, cs := range strings.Split(*concs, ",") {
@@ -258,8 +269,13 @@ func child(args []string) int {
 		}
 		go http.Serve(ln, rp)
 		fmt.Printf("PORT %d\n", ln.Addr().(*net.TCPAddr).Port)
-	case "keyport":
-		p, err := proxymgr.New(keyportConfig("bench", upstreamURL, args[2]))
+	case "keyport", "keyport-pins":
+		cfg := keyportConfig("bench", upstreamURL, args[2])
+		if mode == "keyport-pins" {
+			audit, dir, _ := strings.Cut(args[2], "|")
+			cfg = pinnedConfig("bench", upstreamURL, audit, dir)
+		}
+		p, err := proxymgr.New(cfg)
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -681,6 +697,7 @@ type report struct {
 	sse        sseResult
 	idle       idleResult
 	streams    streamsResult
+	pins       pinResult
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d.Microseconds())/1000) }
@@ -692,6 +709,7 @@ func kib(b int64) string { return fmt.Sprintf("%.1f KiB", float64(b)/1024) }
 func (r report) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w)
+	r.pins.print(w)
 	for _, c := range r.calls {
 		fmt.Fprintf(tw, "tools/call, %d session(s)\tp50\tadded vs direct\tcalls/s\n", c.conc)
 		direct := medianD(c.p50[0])

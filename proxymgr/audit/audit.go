@@ -48,6 +48,13 @@ const (
 	TypeNotification   = "notification"
 	TypeDenial         = "denial"
 	TypeUpstreamError  = "upstream.error"
+	// Tool pinning (a tool's definition against the one the user approved).
+	TypeToolTrusted  = "tool.trusted"  // pinned as first listed (trust on first use)
+	TypeToolHeld     = "tool.held"     // new or changed: hidden, its calls refused, until reviewed
+	TypeToolChanged  = "tool.changed"  // new or changed, passed through (pinning mode warn)
+	TypeToolApproved = "tool.approved" // the user approved its current definition
+	TypeToolBlocked  = "tool.blocked"  // the user kept it blocked
+	TypeToolReset    = "tool.reset"    // the user forgot the server's pins
 )
 
 // Outcomes.
@@ -58,6 +65,7 @@ const (
 	OutcomeRejected    = "rejected"    // the proxy refused it (bad request, no credential)
 	OutcomeUnreachable = "unreachable" // the upstream could not be reached
 	OutcomeNoResponse  = "no_response" // the stream ended before a response
+	OutcomeHeld        = "held"        // tool pinning held the tool (its definition is not approved)
 )
 
 // Event is one audit record.
@@ -83,6 +91,12 @@ type Event struct {
 	Outcome         string          `json:"outcome"`
 	Error           string          `json:"error,omitempty"`
 	Status          int             `json:"http_status,omitempty"`
+	// Tool pinning: the approved and the current definition's hashes, the
+	// suspicious text found, and what happened.
+	OldHash string   `json:"old_hash,omitempty"`
+	NewHash string   `json:"new_hash,omitempty"`
+	Flags   []string `json:"flags,omitempty"`
+	Detail  string   `json:"detail,omitempty"`
 }
 
 // Config configures the audit log.

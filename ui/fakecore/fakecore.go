@@ -40,6 +40,7 @@ type Core struct {
 	AuditLog map[string][]app.AuditEntry
 	// Registry is what SearchRegistry searches.
 	Registry  []app.RegistryResult
+	reviews   map[string]app.ToolReview // tool pinning, by server
 	proxyErr  map[string]string
 	gate      chan struct{}
 	slowReads chan struct{}
@@ -604,6 +605,102 @@ func (c *Core) SetAutostart(on bool) error {
 	c.record("SetAutostart %t", on)
 	c.autostart = on
 	return nil
+}
+
+// SetReview sets a server's tool pinning review (the tools held for
+// review) and its view's count, and notifies.
+func (c *Core) SetReview(name string, r app.ToolReview) {
+	c.mu.Lock()
+	if c.reviews == nil {
+		c.reviews = map[string]app.ToolReview{}
+	}
+	r.Server = name
+	c.reviews[name] = r
+	if s := c.servers[name]; s != nil {
+		s.ToolChanges = r.Pending()
+	}
+	c.mu.Unlock()
+	c.emit(app.Event{Kind: app.EventServers, Server: name})
+}
+
+// ToolReview returns what SetReview set (nothing held otherwise).
+func (c *Core) ToolReview(name string) (app.ToolReview, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.record("ToolReview %s", name)
+	if c.servers[name] == nil {
+		return app.ToolReview{}, fmt.Errorf("no server named %q", name)
+	}
+	r, ok := c.reviews[name]
+	if !ok {
+		return app.ToolReview{Server: name, Mode: "hold"}, nil
+	}
+	r.Changes = slices.Clone(r.Changes)
+	return r, nil
+}
+
+// decide approves (the tool joins the listed tools) or blocks held tools.
+func (c *Core) decide(verb, name string, tools []string, all, approve bool) ([]app.ToolDecision, error) {
+	c.mu.Lock()
+	c.record("%s %s %v all=%t", verb, name, tools, all)
+	r := c.reviews[name]
+	var out []app.ToolDecision
+	kept := r.Changes[:0:0]
+	for _, ch := range r.Changes {
+		if !all && !slices.Contains(tools, ch.Tool) {
+			kept = append(kept, ch)
+			continue
+		}
+		out = append(out, app.ToolDecision{Tool: ch.Tool, OldHash: ch.OldHash, NewHash: ch.NewHash})
+		if approve {
+			if !slices.Contains(c.ToolNames[name], ch.Tool) {
+				c.ToolNames[name] = append(c.ToolNames[name], ch.Tool)
+			}
+			r.Approved++
+			continue
+		}
+		ch.Blocked = true
+		kept = append(kept, ch)
+	}
+	if len(out) == 0 && !all {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("no held tool %v on %s", tools, name)
+	}
+	r.Changes = kept
+	if c.reviews == nil {
+		c.reviews = map[string]app.ToolReview{}
+	}
+	c.reviews[name] = r
+	if s := c.servers[name]; s != nil {
+		s.ToolChanges = r.Pending()
+	}
+	c.mu.Unlock()
+	c.emit(app.Event{Kind: app.EventServers, Server: name})
+	return out, nil
+}
+
+// ApproveTools approves held tools: they join the server's tools.
+func (c *Core) ApproveTools(name string, tools []string, all bool) ([]app.ToolDecision, error) {
+	return c.decide("ApproveTools", name, tools, all, true)
+}
+
+// BlockTools marks held tools blocked.
+func (c *Core) BlockTools(name string, tools []string, all bool) ([]app.ToolDecision, error) {
+	return c.decide("BlockTools", name, tools, all, false)
+}
+
+// ResetPins forgets the review.
+func (c *Core) ResetPins(name string) (int, error) {
+	c.mu.Lock()
+	c.record("ResetPins %s", name)
+	n := c.reviews[name].Approved
+	delete(c.reviews, name)
+	if s := c.servers[name]; s != nil {
+		s.ToolChanges = 0
+	}
+	c.mu.Unlock()
+	c.emit(app.Event{Kind: app.EventServers, Server: name})
+	return n, nil
 }
 
 // Close counts the call.

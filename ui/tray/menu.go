@@ -16,13 +16,17 @@ type Actions struct {
 	SignIn func(name string)          // start a server's OAuth sign-in
 	Open   func()                     // show the main window
 	Quit   func()                     // stop the proxies and quit
+	// Review shows a server's tool changes to review (nil: Open).
+	Review func(name string)
 }
 
 // Menu builds the tray menu from the servers alone: one item per server
 // with its state and a check mark when its proxy is on (choosing it toggles
 // the proxy), a "Sign in to NAME…" item per server that needs an OAuth
 // sign-in (signed out, or a request waits for more scopes; one click opens
-// the browser), then "Open Keyport" and "Quit". It is a pure function: the tray
+// the browser), a "NAME: N tool changes to review" item per server whose
+// tool pinning holds changes, then "Open Keyport" and "Quit". It is a pure
+// function: the tray
 // calls it again on every status event instead of mutating items.
 func Menu(servers []app.ServerView, act Actions) *fyne.Menu {
 	var items []*fyne.MenuItem
@@ -47,6 +51,21 @@ func Menu(servers []app.ServerView, act Actions) *fyne.Menu {
 	if len(signIns) > 0 {
 		items = append(items, fyne.NewMenuItemSeparator())
 		items = append(items, signIns...)
+	}
+	var reviews []*fyne.MenuItem
+	for _, s := range servers {
+		if n := s.ToolChanges; n > 0 {
+			name := s.Name
+			review := act.Open
+			if act.Review != nil {
+				review = func() { act.Review(name) }
+			}
+			reviews = append(reviews, fyne.NewMenuItem(fmt.Sprintf("%s: %d tool %s to review…", name, n, plural(n, "change", "changes")), review))
+		}
+	}
+	if len(reviews) > 0 {
+		items = append(items, fyne.NewMenuItemSeparator())
+		items = append(items, reviews...)
 	}
 	open := fyne.NewMenuItem("Open Keyport", act.Open)
 	quit := fyne.NewMenuItem("Quit", act.Quit)

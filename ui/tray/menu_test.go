@@ -58,6 +58,11 @@ func TestMenu(t *testing.T) {
 			{Name: "b", Enabled: true, State: app.ProxyRunning}},
 			[]string{"[ ] linear — Stopped", "[x] b — Running", "---", "[ ] Sign in to linear…", "---", "[ ] Open Keyport", "[ ] Quit"},
 			Running, "Keyport: 1 proxy running"},
+		{"tool changes to review", []app.ServerView{
+			{Name: "a", Enabled: true, State: app.ProxyRunning, ToolChanges: 2},
+			{Name: "b", ToolChanges: 1}, {Name: "c"}},
+			[]string{"[x] a — Running", "[ ] b — Stopped", "[ ] c — Stopped", "---", "[ ] a: 2 tool changes to review…", "[ ] b: 1 tool change to review…", "---", "[ ] Open Keyport", "[ ] Quit"},
+			Running, "Keyport: 1 proxy running"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +73,7 @@ func TestMenu(t *testing.T) {
 				SignIn: func(n string) { got = append(got, "signin "+n) },
 				Open:   func() { got = append(got, "open") },
 				Quit:   func() { got = append(got, "quit") },
+				Review: func(n string) { got = append(got, "review "+n) },
 			}
 			m := Menu(tt.servers, act)
 			if lines := menuLines(m); !slices.Equal(lines, tt.want) {
@@ -95,6 +101,11 @@ func TestMenu(t *testing.T) {
 			for _, s := range tt.servers {
 				if s.Credential.SignInNeeded {
 					want = append(want, "signin "+s.Name)
+				}
+			}
+			for _, s := range tt.servers {
+				if s.ToolChanges > 0 {
+					want = append(want, "review "+s.Name)
 				}
 			}
 			want = append(want, "open", "quit")

@@ -173,6 +173,10 @@ func (t *Tray) handle(batch []app.Event) {
 		t.refresh()
 	}
 	for _, ev := range notices {
+		if ev.ToolReview {
+			t.show(ev.Title, ev.Body) // never a duplicate of a status notice
+			continue
+		}
 		t.mu.Lock()
 		at, ok := t.notified[ev.Server]
 		t.mu.Unlock()
@@ -201,7 +205,7 @@ func (t *Tray) refresh() {
 	t.servers, t.started = next, true
 	view := t.viewLocked()
 	icon, tip := AggregateState(view), Tooltip(view)
-	m := Menu(view, Actions{Toggle: t.Toggle, SignIn: t.SignIn, Open: t.open, Quit: t.quit})
+	m := Menu(view, Actions{Toggle: t.Toggle, SignIn: t.SignIn, Open: t.open, Quit: t.quit, Review: func(string) { t.open() }})
 	key := menuKey(m)
 	setIcon, setTip, setMenu := icon != t.icon, tip != t.tooltip, key != t.menuKey
 	t.icon, t.tooltip, t.menuKey = icon, tip, key
@@ -307,6 +311,11 @@ func (t *Tray) notify(server, title, body string) {
 	t.mu.Lock()
 	t.notified[server] = time.Now()
 	t.mu.Unlock()
+	t.show(title, body)
+}
+
+// show puts up a desktop notification.
+func (t *Tray) show(title, body string) {
 	if t.opts.Notify == nil {
 		return
 	}

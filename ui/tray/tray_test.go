@@ -273,3 +273,28 @@ func TestTrayCloseDoesNotWaitForTheCore(t *testing.T) {
 		t.Fatal("Close hangs while the core keeps its events channel open")
 	}
 }
+
+// TestTrayToolChangesToReview: the menu offers each server's tool changes
+// to review (opening the window), and a change set's notice is shown even
+// right after a status notification about the same server.
+func TestTrayToolChangesToReview(t *testing.T) {
+	t.Parallel()
+	core := fakecore.New(app.ServerView{Name: "a", Enabled: true, State: app.ProxyRunning})
+	opened := make(chan struct{}, 1)
+	_, r := newTray(t, core, Options{OpenWindow: func() { opened <- struct{}{} }})
+	core.Update("a", func(s *app.ServerView) { s.State, s.LastError = app.ProxyError, "listener closed" })
+	waitFor(t, "the failure notice", func() bool { _, n := r.counts(); return n >= 1 })
+	core.SetReview("a", app.ToolReview{Changes: []app.ToolChange{{Tool: "x", Kind: "changed"}, {Tool: "y", Kind: "new"}}})
+	core.Emit(app.Event{Kind: app.EventNotice, Server: "a", ToolReview: true, Title: "a: 2 tool changes to review", Body: "x, y changed"})
+	waitFor(t, "the review notice", func() bool { _, n := r.counts(); return n >= 2 })
+	if got := r.notes(); len(got) != 2 || got[1] != "a: 2 tool changes to review: x, y changed" {
+		t.Errorf("notifications = %q", got)
+	}
+	waitFor(t, "the menu item", func() bool { return slices.Contains(r.lines(), "[ ] a: 2 tool changes to review…") })
+	r.item(t, "a: 2 tool changes").Action()
+	select {
+	case <-opened:
+	case <-time.After(5 * time.Second):
+		t.Fatal("choosing the review item did not open the window")
+	}
+}
