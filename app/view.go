@@ -64,6 +64,20 @@ type CredentialStatus struct {
 	// each. Empty for auth none and oauth.
 	Kinds        []string
 	SignInNeeded bool // OAuth: signed out, or the refresh failed
+	// CreatedOnStart: the missing credential is not the user's to set;
+	// Keyport creates it itself when the proxy first starts (the built-in
+	// demo's token). Nothing is wrong and there is nothing to do.
+	CreatedOnStart bool
+}
+
+// WindowPrefs are the window's size and the position of the divider
+// between the server list and the detail pane, as the user left them.
+// Zero values mean "not recorded yet": the window picks its own.
+type WindowPrefs struct {
+	Width  float32 `json:"width,omitempty"`
+	Height float32 `json:"height,omitempty"`
+	// Split is the list's share of the window's width, 0 to 1.
+	Split float64 `json:"split,omitempty"`
 }
 
 // Counters are a proxy's traffic counters since it started.

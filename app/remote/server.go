@@ -457,6 +457,12 @@ var handlers = map[string]handler{
 	"SetAutostart": method(func(_ context.Context, s *Server, p onArgs) (any, error) {
 		return nil, s.b.SetAutostart(p.On)
 	}),
+	"WindowPrefs": method(func(_ context.Context, s *Server, _ noArgs) (any, error) {
+		return s.b.WindowPrefs(), nil
+	}),
+	"SetWindowPrefs": method(func(_ context.Context, s *Server, p app.WindowPrefs) (any, error) {
+		return nil, s.b.SetWindowPrefs(p)
+	}),
 	"Quit": method(func(_ context.Context, s *Server, _ noArgs) (any, error) {
 		if s.onQuit == nil {
 			return nil, errors.New("this Keyport cannot be quit from its window; quit it from the tray")

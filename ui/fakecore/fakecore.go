@@ -30,6 +30,7 @@ type Core struct {
 	nextSub    int
 	calls      []string
 	autostart  bool
+	window     app.WindowPrefs
 	demoHidden bool
 	demo       *app.ServerView
 
@@ -596,6 +597,22 @@ func (c *Core) SetAutostart(on bool) error {
 	defer c.mu.Unlock()
 	c.record("SetAutostart %t", on)
 	c.autostart = on
+	return nil
+}
+
+// WindowPrefs returns the window preferences last set.
+func (c *Core) WindowPrefs() app.WindowPrefs {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.window
+}
+
+// SetWindowPrefs records them.
+func (c *Core) SetWindowPrefs(p app.WindowPrefs) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.record("SetWindowPrefs %gx%g %.2f", p.Width, p.Height, p.Split)
+	c.window = p
 	return nil
 }
 
