@@ -255,7 +255,7 @@ func (t *clientsTab) showPreview(clientID string, on bool, ch app.ClientChange) 
 	}, t.u.Window)
 	p.dialog = d
 	t.Preview = p
-	d.Show()
+	t.u.showDialog("Preview: "+clientName(t.clients, clientID), d, d.Confirm)
 }
 
 func clientName(list []app.ClientView, id string) string {

@@ -7,7 +7,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -42,8 +41,10 @@ func newDetail(u *UI) *detail {
 	d.Title = heading("")
 	d.Title.SizeName = theme.SizeNameSubHeadingText
 	d.Title.Truncation = fyne.TextTruncateEllipsis
+	// The status line wraps: an error must be readable in full here (the
+	// list keeps it to one line).
 	d.Status = widget.NewLabel("")
-	d.Status.Truncation = fyne.TextTruncateEllipsis
+	d.Status.Wrapping = fyne.TextWrapWord
 	d.Dot = newStatusDot()
 	d.Switch = NewSwitch(func(on bool) {
 		if d.view != nil {
@@ -88,9 +89,18 @@ func (d *detail) show(v *rowView) {
 	d.Title.SetText(v.Name)
 	st := v.displayState()
 	d.Dot.set(st, statusTip(v.ServerView))
-	d.Status.SetText(statusLine(*v))
-	d.Status.Importance = statusImportance(*v)
-	d.Status.Refresh()
+	if line := statusLine(*v); line != d.Status.Text {
+		d.Status.Text = line
+		d.Status.Importance = statusImportance(*v)
+		// A wrapped line's height follows its width: lay the pane out
+		// again, so a longer message pushes the tabs down instead of
+		// running into them.
+		d.Status.Refresh()
+		d.body.Refresh()
+	} else if imp := statusImportance(*v); imp != d.Status.Importance {
+		d.Status.Importance = imp
+		d.Status.Refresh()
+	}
 	d.Switch.SetOn(v.pending && v.want || !v.pending && v.Enabled)
 	if v.pending {
 		d.Switch.Disable()
@@ -260,9 +270,18 @@ func (t *overviewTab) show(v rowView) {
 
 	cred := v.Credential
 	oauth := v.AuthType == "oauth"
+	// The demo's token is Keyport's own: made when the demo first starts,
+	// never set or replaced by hand (the demo server checks that token).
+	managed := v.Demo && v.AuthType == "bearer"
 	switch {
 	case !cred.Needed && !oauth:
 		t.Credential.SetText("This server needs no credential.")
+		t.Credential.Importance = widget.MediumImportance
+	case managed && cred.Set:
+		t.Credential.SetText("Keyport made the demo's token and keeps it in your OS keychain; its proxy adds it to every request.")
+		t.Credential.Importance = widget.SuccessImportance
+	case managed || cred.CreatedOnStart:
+		t.Credential.SetText("Keyport creates the demo's token in your OS keychain when you turn the demo on.")
 		t.Credential.Importance = widget.MediumImportance
 	case oauth && cred.SignInNeeded:
 		t.Credential.SetText("Sign in needed: choose Sign in to open your browser.")
@@ -271,20 +290,20 @@ func (t *overviewTab) show(v rowView) {
 		t.Credential.SetText("Signed in. The token is kept in your OS keychain.")
 		t.Credential.Importance = widget.SuccessImportance
 	case cred.Set:
-		t.Credential.SetText("Stored in your OS keychain (" + strings.Join(cred.Kinds, ", ") + ").")
+		t.Credential.SetText(storedText(cred.Kinds))
 		t.Credential.Importance = widget.SuccessImportance
 	default:
-		t.Credential.SetText("Missing from the keychain: " + strings.Join(cred.Missing, ", ") + ". Choose Set to add it; requests fail until then.")
+		t.Credential.SetText("Missing from the keychain: " + kindList(cred.Missing) + ". Choose Set to add it; requests fail until then.")
 		t.Credential.Importance = widget.WarningImportance
 	}
 	t.Credential.Refresh()
-	showIf(t.SetCred, cred.Needed && !oauth)
+	showIf(t.SetCred, cred.Needed && !oauth && !managed)
 	if cred.Set || len(cred.Missing) < len(cred.Kinds) {
 		t.SetCred.SetText("Replace…")
 	} else {
 		t.SetCred.SetText("Set…")
 	}
-	showIf(t.ClearCred, (cred.Needed || oauth) && (cred.Set || oauth && !cred.SignInNeeded))
+	showIf(t.ClearCred, !managed && (cred.Needed || oauth) && (cred.Set || oauth && !cred.SignInNeeded))
 	showIf(t.SignIn, oauth)
 	if oauth && !cred.SignInNeeded {
 		t.SignIn.SetText("Sign in again…")
@@ -315,6 +334,23 @@ func (t *overviewTab) show(v rowView) {
 	set("Sessions", fmt.Sprint(c.Sessions))
 	set("Streams", fmt.Sprint(c.Streams))
 	t.body.Refresh() // buttons were shown or hidden: lay out again
+}
+
+// storedText says which credentials are in the keychain.
+func storedText(kinds []string) string {
+	if len(kinds) == 0 { // a core that does not name them
+		return "Stored in your OS keychain."
+	}
+	return "Stored in your OS keychain (" + kindList(kinds) + ")."
+}
+
+// kindList names credential kinds as people read them: "Bearer token, X-API-Key".
+func kindList(kinds []string) string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = kindLabel(k)
+	}
+	return strings.Join(names, ", ")
 }
 
 func showIf(o fyne.CanvasObject, visible bool) {
@@ -349,9 +385,4 @@ func durationText(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
-}
-
-// showErrorDialog shows what failed and why; the core's errors say what to do.
-func showErrorDialog(w fyne.Window, what string, err error) {
-	dialog.ShowError(fmt.Errorf("%s: %w", what, err), w)
 }

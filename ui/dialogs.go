@@ -22,30 +22,47 @@ import (
 
 // formDialog is a dialog with a form, an inline error line and buttons that
 // stay open while the core works, so a failure shows where the user typed.
+// Escape cancels it and Enter presses Submit while it is enabled.
 type formDialog struct {
+	u       *UI
+	title   string
 	d       *dialog.CustomDialog
 	content *fyne.Container
 	width   float32
 	Err     *widget.Label
-	Submit  *widget.Button
-	Cancel  *widget.Button
+	Submit  *dialogButton
+	Cancel  *dialogButton
 }
 
-func newFormDialog(w fyne.Window, title, submit string, body fyne.CanvasObject, minW float32) *formDialog {
-	f := &formDialog{Err: widget.NewLabel("")}
+func (u *UI) newFormDialog(title, submit string, body fyne.CanvasObject, minW float32) *formDialog {
+	f := &formDialog{u: u, title: title, Err: widget.NewLabel("")}
 	f.Err.Importance = widget.DangerImportance
 	f.Err.Wrapping = fyne.TextWrapWord
 	f.Err.Hide()
-	f.Submit = widget.NewButton(submit, nil)
+	f.Submit = u.newDialogButton(submit, nil, nil)
 	f.Submit.Importance = widget.HighImportance
-	f.Cancel = widget.NewButton("Cancel", nil)
+	f.Cancel = u.newDialogButton("Cancel", nil, nil)
 	f.content = container.NewVBox(body, f.Err)
 	f.width = minW
-	f.d = dialog.NewCustomWithoutButtons(title, f.content, w)
+	f.d = dialog.NewCustomWithoutButtons(title, f.content, u.Window)
 	f.d.SetButtons([]fyne.CanvasObject{f.Cancel, f.Submit})
 	f.Cancel.OnTapped = f.d.Hide
 	f.fit()
 	return f
+}
+
+// show shows the dialog; closed runs when it closes, however it closes.
+func (f *formDialog) show(closed func()) {
+	f.d.SetOnClosed(closed)
+	f.u.showDialog(f.title, f.d, f.submit)
+}
+
+// submit is Enter: it presses Submit unless it is disabled (the core is
+// working, or nothing is chosen yet).
+func (f *formDialog) submit() {
+	if !f.Submit.Disabled() && f.Submit.OnTapped != nil {
+		f.Submit.OnTapped()
+	}
 }
 
 // fit resizes the dialog to its content after fields appear or disappear.
@@ -80,10 +97,10 @@ func (f *formDialog) busy() {
 // AddServerDialog is the Add server form; UI.AddDialog holds the open one.
 type AddServerDialog struct {
 	*formDialog
-	URL, Name, Description, Labels *widget.Entry
-	Auth                           *widget.Select
-	HeaderName                     *widget.Entry
-	Secret                         *widget.Entry
+	URL, Name, Description, Labels *dialogEntry
+	Auth                           *dialogSelect
+	HeaderName                     *dialogEntry
+	Secret                         *dialogEntry
 }
 
 var authOptions = []string{"None", "Bearer token", "Secret header", "OAuth sign-in"}
@@ -104,19 +121,13 @@ func authKind(opt string) string {
 // showAddServer opens the Add server dialog.
 func (u *UI) showAddServer() {
 	a := &AddServerDialog{}
-	a.URL = widget.NewEntry()
-	a.URL.SetPlaceHolder("https://mcp.example.com/mcp")
-	a.Name = widget.NewEntry()
-	a.Name.SetPlaceHolder("example (lowercase letters, digits, dashes)")
-	a.Description = widget.NewEntry()
-	a.Description.SetPlaceHolder("What it is for")
-	a.Labels = widget.NewEntry()
-	a.Labels.SetPlaceHolder("env=prod, team=core")
-	a.HeaderName = widget.NewEntry()
-	a.HeaderName.SetPlaceHolder("X-API-Key")
-	a.Secret = widget.NewPasswordEntry()
-	a.Secret.SetPlaceHolder("stored in your OS keychain only")
-	a.Auth = widget.NewSelect(authOptions, nil)
+	a.URL = u.newDialogEntry("https://mcp.example.com/mcp")
+	a.Name = u.newDialogEntry("example (lowercase letters, digits, dashes)")
+	a.Description = u.newDialogEntry("What it is for")
+	a.Labels = u.newDialogEntry("env=prod, team=core")
+	a.HeaderName = u.newDialogEntry("X-API-Key")
+	a.Secret = u.newDialogPassword("stored in your OS keychain only")
+	a.Auth = u.newDialogSelect(authOptions, nil)
 	base := []*widget.FormItem{
 		widget.NewFormItem("URL", a.URL),
 		widget.NewFormItem("Name", a.Name),
@@ -155,7 +166,7 @@ func (u *UI) showAddServer() {
 			a.Name.SetText(suggested)
 		}
 	}
-	a.formDialog = newFormDialog(u.Window, "Add server", "Add", form, 520)
+	a.formDialog = u.newFormDialog("Add server", "Add", form, 520)
 	a.Submit.OnTapped = func() {
 		ns, err := a.server()
 		if err != nil {
@@ -171,14 +182,17 @@ func (u *UI) showAddServer() {
 					return
 				}
 				a.d.Hide()
-				u.AddDialog = nil
 				u.selected = ns.Name
 				u.refreshServers()
 			})
 		})
 	}
 	u.AddDialog = a
-	a.d.Show()
+	a.show(func() {
+		if u.AddDialog == a {
+			u.AddDialog = nil
+		}
+	})
 	u.Window.Canvas().Focus(a.URL)
 }
 
@@ -264,11 +278,11 @@ func suggestName(raw string) string {
 // ImportDialog is the Import from registry dialog.
 type ImportDialog struct {
 	*formDialog
-	Query   *widget.Entry
-	Search  *widget.Button
-	Results *widget.List
+	Query   *dialogEntry
+	Search  *dialogButton
+	Results *dialogList
 	Status  *widget.Label
-	Secrets map[string]*widget.Entry // secret header -> entry, for the chosen result
+	Secrets map[string]*dialogEntry // secret header -> entry, for the chosen result
 	secBox  *fyne.Container
 
 	results []app.RegistryResult
@@ -278,12 +292,11 @@ type ImportDialog struct {
 
 // showImport opens the Import from registry dialog.
 func (u *UI) showImport() {
-	im := &ImportDialog{chosen: -1, Secrets: map[string]*widget.Entry{}}
-	im.Query = widget.NewEntry()
-	im.Query.SetPlaceHolder("Search the MCP registry, e.g. github")
+	im := &ImportDialog{chosen: -1, Secrets: map[string]*dialogEntry{}}
+	im.Query = u.newDialogEntry("Search the MCP registry, e.g. github")
 	im.Status = widget.NewLabel("Search by name or topic.")
 	im.Status.Wrapping = fyne.TextWrapWord
-	im.Results = widget.NewList(
+	im.Results = u.newDialogList(
 		func() int { return len(im.results) },
 		func() fyne.CanvasObject {
 			t := widget.NewLabel("")
@@ -327,14 +340,14 @@ func (u *UI) showImport() {
 			})
 		})
 	}
-	im.Search = widget.NewButtonWithIcon("Search", theme.SearchIcon(), search)
+	im.Search = u.newDialogButton("Search", theme.SearchIcon(), search)
 	im.Query.OnSubmitted = func(string) { search() }
 	im.Results.OnSelected = func(id widget.ListItemID) { im.choose(id) }
 	list := container.NewGridWrap(fyne.NewSize(540, 220), im.Results)
 	body := container.NewVBox(
 		container.NewBorder(nil, nil, nil, im.Search, im.Query),
 		im.Status, list, im.secBox)
-	im.formDialog = newFormDialog(u.Window, "Import from registry", "Import", body, 580)
+	im.formDialog = u.newFormDialog("Import from registry", "Import", body, 580)
 	im.Submit.Disable()
 	im.Submit.OnTapped = func() {
 		if im.chosen < 0 {
@@ -361,21 +374,24 @@ func (u *UI) showImport() {
 					return
 				}
 				im.d.Hide()
-				u.ImportDialog = nil
 				u.selected = r.Name
 				u.refreshServers()
 			})
 		})
 	}
 	u.ImportDialog = im
-	im.d.Show()
+	im.show(func() {
+		if u.ImportDialog == im {
+			u.ImportDialog = nil
+		}
+	})
 	u.Window.Canvas().Focus(im.Query)
 }
 
 // choose shows the secret header fields of result id (-1: none).
 func (im *ImportDialog) choose(id int) {
 	im.chosen = id
-	im.Secrets = map[string]*widget.Entry{}
+	im.Secrets = map[string]*dialogEntry{}
 	im.secBox.Objects = nil
 	if id < 0 {
 		im.Submit.Disable()
@@ -389,8 +405,7 @@ func (im *ImportDialog) choose(id int) {
 		headers := append([]string(nil), r.SecretHeaders...)
 		sort.Strings(headers)
 		for _, h := range headers {
-			e := widget.NewPasswordEntry()
-			e.SetPlaceHolder("stored in your OS keychain only")
+			e := im.u.newDialogPassword("stored in your OS keychain only")
 			im.Secrets[h] = e
 			form.Append(h, e)
 		}
@@ -405,7 +420,7 @@ func (im *ImportDialog) choose(id int) {
 // SecretDialog sets or replaces a server's credential items.
 type SecretDialog struct {
 	*formDialog
-	Entries map[string]*widget.Entry // kind -> masked entry
+	Entries map[string]*dialogEntry // kind -> masked entry
 }
 
 // showSecretDialog asks for every credential kind of v (masked) and stores
@@ -418,20 +433,19 @@ func (u *UI) showSecretDialog(v app.ServerView) {
 	if len(kinds) == 0 && v.AuthType == "bearer" {
 		kinds = []string{"bearer"}
 	}
-	s := &SecretDialog{Entries: map[string]*widget.Entry{}}
+	s := &SecretDialog{Entries: map[string]*dialogEntry{}}
 	form := widget.NewForm()
 	for _, k := range kinds {
-		e := widget.NewPasswordEntry()
+		placeholder := "set (leave empty to keep)"
 		if slices.Contains(v.Credential.Missing, k) {
-			e.SetPlaceHolder("missing")
-		} else {
-			e.SetPlaceHolder("set (leave empty to keep)")
+			placeholder = "missing"
 		}
+		e := u.newDialogPassword(placeholder)
 		s.Entries[k] = e
 		form.Append(kindLabel(k), e)
 	}
 	note := subtle("Stored in your OS keychain only; never in a file or log.")
-	s.formDialog = newFormDialog(u.Window, "Credential for "+v.Name, "Save", container.NewVBox(form, note), 460)
+	s.formDialog = u.newFormDialog("Credential for "+v.Name, "Save", container.NewVBox(form, note), 460)
 	name := v.Name
 	s.Submit.OnTapped = func() {
 		values := map[string]string{}
@@ -459,13 +473,19 @@ func (u *UI) showSecretDialog(v app.ServerView) {
 					return
 				}
 				s.d.Hide()
-				u.SecretDialog = nil
 				u.refreshServers()
 			})
 		})
 	}
 	u.SecretDialog = s
-	s.d.Show()
+	s.show(func() {
+		if u.SecretDialog == s {
+			u.SecretDialog = nil
+		}
+	})
+	if len(kinds) > 0 {
+		u.Window.Canvas().Focus(s.Entries[kinds[0]])
+	}
 }
 
 // kindLabel is how a credential kind reads: "bearer" -> "Bearer token".
@@ -481,7 +501,7 @@ func kindLabel(kind string) string {
 
 // clearSecrets asks, then removes a server's credentials from the keychain.
 func (u *UI) clearSecrets(name string) {
-	dialog.ShowConfirm("Clear credentials?", "Remove "+name+"'s credentials from your OS keychain? Requests through its proxy fail until you set them again.", func(ok bool) {
+	u.confirm("Clear credentials?", "Remove "+name+"'s credentials from your OS keychain? Requests through its proxy fail until you set them again.", func(ok bool) {
 		if !ok {
 			return
 		}
@@ -494,7 +514,7 @@ func (u *UI) clearSecrets(name string) {
 				u.refreshServers()
 			})
 		})
-	}, u.Window)
+	})
 }
 
 // confirmRemove asks, then removes a server (or hides the demo server).
@@ -512,7 +532,7 @@ func (u *UI) confirmRemove(v app.ServerView) {
 		})
 		return
 	}
-	dialog.ShowConfirm("Remove "+name+"?", "This stops its proxy, deletes its credentials from the keychain and removes its entries from your clients' config files.", func(ok bool) {
+	u.confirm("Remove "+name+"?", "This stops its proxy, deletes its credentials from the keychain and removes its entries from your clients' config files.", func(ok bool) {
 		if !ok {
 			return
 		}
@@ -525,7 +545,13 @@ func (u *UI) confirmRemove(v app.ServerView) {
 				u.refreshServers()
 			})
 		})
-	}, u.Window)
+	})
+}
+
+// confirm asks a yes/no question: Enter answers yes, Escape no.
+func (u *UI) confirm(title, message string, answered func(bool)) {
+	d := dialog.NewConfirm(title, message, answered, u.Window)
+	u.showDialog(title, d, d.Confirm)
 }
 
 // settingsMenu is the settings pop-up's menu: start at login and the demo

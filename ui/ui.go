@@ -27,6 +27,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -67,6 +68,7 @@ type UI struct {
 	NoTrayDialog *NoTrayDialog
 
 	emptyBox *fyne.Container
+	dialogs  []*openDialog // on screen, the top one last (keys.go)
 
 	// State owned by the fyne goroutine.
 	servers   []app.ServerView // as last read from the core
@@ -197,6 +199,9 @@ func (u *UI) shortcuts() {
 	focusSearch := func(fyne.Shortcut) { c.Focus(u.Search) }
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}, focusSearch)
 	c.SetOnTypedKey(func(ev *fyne.KeyEvent) {
+		if u.dialogKey(ev.Name) {
+			return // a dialog has the keyboard; Enter must not toggle behind it
+		}
 		if ev.Name == fyne.KeyReturn || ev.Name == fyne.KeyEnter {
 			u.toggleSelected()
 		}
@@ -471,7 +476,7 @@ func fyneDoAndWait(u *UI, f func()) {
 
 // showError shows err in a dialog titled with what failed.
 func (u *UI) showError(what string, err error) {
-	showErrorDialog(u.Window, what, err)
+	u.showDialog(what, dialog.NewError(fmt.Errorf("%s: %w", what, err), u.Window), nil)
 }
 
 // ShowWindow shows the main window and brings it to the front.

@@ -238,7 +238,7 @@ func TestCredentialSetAndClear(t *testing.T) {
 	h := newHarness(t, core)
 	h.selectServer("warehouse")
 	ov := h.u.Detail.overview
-	if !strings.Contains(ov.Credential.Text, "Missing from the keychain: bearer") || !ov.SetCred.Visible() {
+	if !strings.Contains(ov.Credential.Text, "Missing from the keychain: Bearer token.") || !ov.SetCred.Visible() {
 		t.Fatalf("credential = %q, set button %t", ov.Credential.Text, ov.SetCred.Visible())
 	}
 	test.Tap(ov.SetCred)
@@ -252,7 +252,7 @@ func TestCredentialSetAndClear(t *testing.T) {
 	}
 	test.Type(d.Entries["bearer"], "s3cret-token")
 	test.Tap(d.Submit)
-	h.waitFor("credential set", func() bool { return strings.Contains(ov.Credential.Text, "Stored in your OS keychain") })
+	h.waitFor("credential set", func() bool { return ov.Credential.Text == "Stored in your OS keychain (Bearer token)." })
 	if !slices.Contains(core.Calls(), "SetSecret warehouse bearer (12 bytes)") {
 		t.Errorf("calls = %q", core.Calls())
 	}
