@@ -54,7 +54,8 @@ func (u *UI) newFormDialog(title, submit string, body fyne.CanvasObject, minW fl
 // show shows the dialog; closed runs when it closes, however it closes.
 func (f *formDialog) show(closed func()) {
 	f.d.SetOnClosed(closed)
-	f.u.showDialog(f.title, f.d, f.submit)
+	od := f.u.showDialog(f.title, f.d, f.submit)
+	od.buttons = map[string]fyne.CanvasObject{f.Cancel.Text: f.Cancel, f.Submit.Text: f.Submit}
 }
 
 // submit is Enter: it presses Submit unless it is disabled (the core is

@@ -17,9 +17,10 @@ import (
 
 // openDialog is a dialog on screen and what its keys do.
 type openDialog struct {
-	title  string
-	d      dialog.Dialog
-	submit func() // Enter; nil: Enter closes the dialog as Escape does
+	title   string
+	d       dialog.Dialog
+	submit  func()                       // Enter; nil: Enter closes the dialog as Escape does
+	buttons map[string]fyne.CanvasObject // by label, for Layout; may be nil
 }
 
 // showDialog shows d, titled title, and makes Escape dismiss it and Enter

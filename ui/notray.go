@@ -83,5 +83,6 @@ func (u *UI) showNoTray() {
 			u.NoTrayDialog = nil // Escape: as Cancel
 		}
 	})
-	u.showDialog("Keyport keeps running", n.d, n.Keep.OnTapped)
+	od := u.showDialog("Keyport keeps running", n.d, n.Keep.OnTapped)
+	od.buttons = map[string]fyne.CanvasObject{"Cancel": cancel, "Quit Keyport": n.QuitAll, "Keep running": n.Keep}
 }

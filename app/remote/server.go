@@ -129,6 +129,13 @@ func (s *Server) Raise() {
 	}
 }
 
+// Connected reports how many windows are connected.
+func (s *Server) Connected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close stops accepting, ends every connection (cancelling the requests
 // in flight: a running sign-in stops) and waits for their goroutines. The
 // Backend stays as it is. It is safe to call more than once, and from
