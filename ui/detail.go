@@ -264,7 +264,7 @@ func (t *overviewTab) show(v rowView) {
 		t.labels.Add(newChip(l, ""))
 	}
 	if len(labels) == 0 {
-		t.labels.Add(newChip("none", ""))
+		t.labels.Add(subtle("None")) // not a chip: it would read as a label named "none"
 	}
 	t.labels.Refresh()
 

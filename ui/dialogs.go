@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"sort"
@@ -264,6 +265,14 @@ func parseLabels(s string) (map[string]string, error) {
 func suggestName(raw string) string {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil || u.Hostname() == "" {
+		return ""
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		// "127" says nothing: loopback reads as localhost, any other
+		// address is for the user to name.
+		if ip.IsLoopback() {
+			return "localhost"
+		}
 		return ""
 	}
 	parts := strings.Split(u.Hostname(), ".")
@@ -556,14 +565,21 @@ func (u *UI) confirm(title, message string, answered func(bool)) {
 }
 
 // settingsMenu is the settings pop-up's menu: start at login and the demo
-// server. It is a pure function of the current settings.
-func settingsMenu(autostart, demoShown bool, setAutostart, setDemo func(bool), quit func()) *fyne.Menu {
+// server. It is a pure function of the current settings; haveServers says
+// the user has servers of their own, when the demo cannot show.
+func settingsMenu(autostart, demoShown, haveServers bool, setAutostart, setDemo func(bool), quit func()) *fyne.Menu {
 	about := fyne.NewMenuItem("Keyport "+app.Version, nil)
 	about.Disabled = true
 	login := fyne.NewMenuItem("Start Keyport at login", func() { setAutostart(!autostart) })
 	login.Checked = autostart
 	demo := fyne.NewMenuItem("Show the demo server", func() { setDemo(!demoShown) })
 	demo.Checked = demoShown
+	if haveServers && !demoShown {
+		// The demo shows only while the list is empty: choosing it would
+		// do nothing.
+		demo.Label = "Show the demo server (only while you have no servers)"
+		demo.Disabled = true
+	}
 	q := fyne.NewMenuItem("Quit Keyport", quit)
 	return fyne.NewMenu("Settings", about, fyne.NewMenuItemSeparator(), login, demo, fyne.NewMenuItemSeparator(), q)
 }
@@ -574,7 +590,7 @@ func (u *UI) showSettingsMenu() {
 	for _, s := range u.servers {
 		demoShown = demoShown || s.Demo
 	}
-	m := settingsMenu(u.autostart, demoShown, u.setAutostart, func(show bool) {
+	m := settingsMenu(u.autostart, demoShown, len(u.servers) > 0 && !demoShown, u.setAutostart, func(show bool) {
 		u.bg(func() {
 			err := u.core.SetDemoHidden(!show)
 			u.do(func() {
