@@ -511,7 +511,7 @@ func kindLabel(kind string) string {
 
 // clearSecrets asks, then removes a server's credentials from the keychain.
 func (u *UI) clearSecrets(name string) {
-	u.confirm("Clear credentials?", "Remove "+name+"'s credentials from your OS keychain? Requests through its proxy fail until you set them again.", func(ok bool) {
+	u.confirm("Clear credentials?", "Remove "+name+"'s credentials from your OS keychain? Requests through its proxy fail until you set them again.", "Clear", func(ok bool) {
 		if !ok {
 			return
 		}
@@ -542,7 +542,7 @@ func (u *UI) confirmRemove(v app.ServerView) {
 		})
 		return
 	}
-	u.confirm("Remove "+name+"?", "This stops its proxy, deletes its credentials from the keychain and removes its entries from your clients' config files.", func(ok bool) {
+	u.confirm("Remove "+name+"?", "This stops its proxy, deletes its credentials from the keychain and removes its entries from your clients' config files.", "Remove", func(ok bool) {
 		if !ok {
 			return
 		}
@@ -558,9 +558,13 @@ func (u *UI) confirmRemove(v app.ServerView) {
 	})
 }
 
-// confirm asks a yes/no question: Enter answers yes, Escape no.
-func (u *UI) confirm(title, message string, answered func(bool)) {
+// confirm asks before a destructive action: its button says what it does
+// (not "Yes"), Enter presses it, Escape and Cancel answer no.
+func (u *UI) confirm(title, message, action string, answered func(bool)) {
 	d := dialog.NewConfirm(title, message, answered, u.Window)
+	d.SetConfirmText(action)
+	d.SetDismissText("Cancel")
+	d.SetConfirmImportance(widget.DangerImportance)
 	u.showDialog(title, d, d.Confirm)
 }
 

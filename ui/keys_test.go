@@ -168,3 +168,20 @@ func TestEnterSubmitsDialogs(t *testing.T) {
 	h.press(fyne.KeyReturn)
 	h.waitFor("toggled", func() bool { return slices.Contains(core.Calls(), "SetProxyEnabled github false") })
 }
+
+// TestConfirmationsSayWhatTheyDo: a destructive confirmation's button
+// names the action ("Remove", "Clear"), not "Yes".
+func TestConfirmationsSayWhatTheyDo(t *testing.T) {
+	h := newHarness(t, fakecore.Sample())
+	h.selectServer("github")
+	for button, open := range map[string]func(){
+		"Remove": func() { test.Tap(h.u.Detail.overview.Remove) },
+		"Clear":  func() { test.Tap(h.u.Detail.overview.ClearCred) },
+	} {
+		open()
+		h.settle()
+		tapButton(t, h, button) // fails when there is no such button
+		h.settle()
+		h.noDialog(button)
+	}
+}

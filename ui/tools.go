@@ -228,7 +228,11 @@ func (t *toolsTab) load() {
 			for _, tool := range tools {
 				t.allowed[tool.Name] = tool.Allowed
 			}
-			t.Status.SetText(fmt.Sprintf("%d tools via the proxy. Untick one to deny it.", len(tools)))
+			if t.demo {
+				t.Status.SetText(fmt.Sprintf("%d tools via the proxy. The demo's policy is fixed: add a server of your own to try policies.", len(tools)))
+			} else {
+				t.Status.SetText(fmt.Sprintf("%d tools via the proxy. Untick one to deny it.", len(tools)))
+			}
 			t.List.Refresh()
 			t.preview()
 		})
