@@ -21,9 +21,10 @@ PEERS_DIR    := $(TOOLS)/peers
 TEST_TIMEOUT ?= 15m
 
 # Debian packages the build (fyne needs cgo, OpenGL and X11 headers) and the
-# tests (Xvfb, a private D-Bus, gnome-keyring's Secret Service) need.
+# tests (Xvfb, a private D-Bus, gnome-keyring's Secret Service; xdotool and
+# ImageMagick drive and capture the real window) need.
 APT_PACKAGES := gcc libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth dbus dbus-x11 \
-                gnome-keyring libsecret-tools ca-certificates imagemagick
+                gnome-keyring libsecret-tools ca-certificates imagemagick xdotool
 
 # Tests find Node 22 and the npm peers (conformance, inspector, ...) here.
 export KEYPORT_NODE  := $(NODE_BIN)/node

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"keyport/app/internal/apptest"
+	"keyport/app/state"
 )
 
 // waitFor polls cond (reading memory only) until it holds or 10 s pass.
@@ -64,12 +66,20 @@ func TestDemoOnFirstRun(t *testing.T) {
 	if len(vs) != 1 || vs[0].Name != DemoName || !vs[0].Demo {
 		t.Fatalf("first-run servers = %+v, want the demo alone", vs)
 	}
+	// Before its first start the demo's token is not missing in a way the
+	// user should act on: Keyport creates it when the proxy starts.
+	if c := vs[0].Credential; c.Set || !c.CreatedOnStart || !slices.Equal(c.Kinds, []string{"bearer"}) {
+		t.Errorf("demo credential before the first start = %+v, want not set yet, created on start, kinds [bearer]", c)
+	}
 	if err := a.SetProxyEnabled(context.Background(), DemoName, true); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := a.Server(DemoName)
 	if v.State != ProxyRunning || v.LocalURL == "" || !v.Credential.Set {
 		t.Fatalf("demo after toggle: %+v", v)
+	}
+	if c := v.Credential; c.CreatedOnStart || !slices.Equal(c.Kinds, []string{"bearer"}) || len(c.Missing) != 0 {
+		t.Errorf("demo credential once started = %+v, want set, kinds [bearer]", c)
 	}
 	s := apptest.Connect(t, v.LocalURL)
 	res, err := s.CallTool(context.Background(), &mcpCallWhoami)
@@ -483,5 +493,64 @@ func TestStdioEntriesRunTheLeanCLI(t *testing.T) {
 				t.Errorf("entry runs %q %v, want %q connect acme", e.Command, e.Args, want)
 			}
 		})
+	}
+}
+
+// TestCredentialKinds: a server's view names every credential kind it
+// uses, set or not, so the window can say what is stored ("Stored in your
+// OS keychain (Bearer token)") and offer Replace for each.
+func TestCredentialKinds(t *testing.T) {
+	te := newTestEnv(t)
+	writeServers(t, te, serversYAML(acmeYAML("https://acme.example.com/mcp", ""),
+		"  - name: hdr\n    url: https://hdr.example.com/mcp\n    auth:\n      type: headers\n      secret_headers: [X-API-Key]\n"))
+	a := newTestApp(t, te)
+	for _, tt := range []struct{ name, kind string }{{"acme", "bearer"}, {"hdr", "header/X-Api-Key"}} {
+		v, err := a.Server(tt.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := v.Credential; c.Set || c.CreatedOnStart || !slices.Equal(c.Kinds, []string{tt.kind}) || !slices.Equal(c.Missing, []string{tt.kind}) {
+			t.Errorf("%s before Set: %+v", tt.name, c)
+		}
+		if err := a.SetSecret(tt.name, tt.kind, "s3cret"); err != nil {
+			t.Fatal(err)
+		}
+		v, _ = a.Server(tt.name)
+		if c := v.Credential; !c.Set || !slices.Equal(c.Kinds, []string{tt.kind}) || len(c.Missing) != 0 {
+			t.Errorf("%s after Set: %+v, want set with kinds [%s]", tt.name, c, tt.kind)
+		}
+	}
+}
+
+// TestWindowPrefs: the window's size and divider position survive a
+// restart (state.json), keep the other window preferences, and nonsense is
+// refused.
+func TestWindowPrefs(t *testing.T) {
+	te := newTestEnv(t)
+	a := newTestApp(t, te)
+	if p := a.WindowPrefs(); p != (WindowPrefs{}) {
+		t.Fatalf("first run: %+v, want none recorded", p)
+	}
+	if err := a.state.Update(func(st *state.State) error { st.Window.StartHidden = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := WindowPrefs{Width: 1180, Height: 740, Split: 0.38}
+	if err := a.SetWindowPrefs(want); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []WindowPrefs{{Width: -1}, {Split: 1.5}, {Split: -0.1}} {
+		if err := a.SetWindowPrefs(bad); err == nil {
+			t.Errorf("SetWindowPrefs(%+v) accepted", bad)
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b := newTestApp(t, te)
+	if p := b.WindowPrefs(); p != want {
+		t.Errorf("after a restart: %+v, want %+v", p, want)
+	}
+	if !b.state.Get().Window.StartHidden {
+		t.Error("SetWindowPrefs dropped another window preference")
 	}
 }

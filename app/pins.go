@@ -107,7 +107,9 @@ func (a *App) pinStore() *pinstore.Store {
 
 // closePins stops watching the pins (Close).
 func (a *App) closePins() {
-	a.pins.once.Do(func() {}) // never open it only to close it
+	// A view asked for after Close still reads the files (Close only stops
+	// the watcher), so the store must exist then too.
+	a.pinStore()
 	if a.pins.stop != nil {
 		a.pins.stop()
 	}

@@ -11,6 +11,7 @@ import (
 	"keyport/app/catalog/demo"
 	"keyport/app/oauth"
 	"keyport/app/secrets"
+	"keyport/app/state"
 	"keyport/proxymgr/policy"
 )
 
@@ -125,17 +126,21 @@ func (a *App) credentialStatus(s catalog.Server) CredentialStatus {
 	}
 	needed := s.SecretKinds()
 	cs.Needed = len(needed) > 0
+	cs.Kinds = needed
 	have, err := a.secrets.Kinds(s.Name)
 	if err != nil {
 		cs.Missing = needed
-		return cs
-	}
-	for _, k := range needed {
-		if !slices.Contains(have, k) {
-			cs.Missing = append(cs.Missing, k)
+	} else {
+		for _, k := range needed {
+			if !slices.Contains(have, k) {
+				cs.Missing = append(cs.Missing, k)
+			}
 		}
 	}
 	cs.Set = len(cs.Missing) == 0
+	// The demo's token is created when its proxy first starts (ensureDemo):
+	// before that, nothing is missing that the user should set.
+	cs.CreatedOnStart = !cs.Set && a.isDemo(s.Name)
 	return cs
 }
 
@@ -303,6 +308,25 @@ func (a *App) SetDemoHidden(hidden bool) error {
 	}
 	a.catalogChanged()
 	return nil
+}
+
+// WindowPrefs returns the window's size and divider position as last
+// recorded (state.json).
+func (a *App) WindowPrefs() WindowPrefs {
+	w := a.state.Get().Window
+	return WindowPrefs{Width: w.Width, Height: w.Height, Split: w.Split}
+}
+
+// SetWindowPrefs records the window's size and divider position, keeping
+// the other window preferences.
+func (a *App) SetWindowPrefs(p WindowPrefs) error {
+	if !(p.Width >= 0 && p.Height >= 0 && p.Split >= 0 && p.Split <= 1) {
+		return fmt.Errorf("window preferences: size %gx%g and split %g: the size must not be negative and the split must be between 0 and 1", p.Width, p.Height, p.Split)
+	}
+	return a.state.Update(func(st *state.State) error {
+		st.Window.Width, st.Window.Height, st.Window.Split = p.Width, p.Height, p.Split
+		return nil
+	})
 }
 
 // SetSecret stores a credential item (kind "bearer" or "header/NAME") of a

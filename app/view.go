@@ -87,6 +87,20 @@ type CredentialStatus struct {
 	// secret), and ClientSecretSet whether its secret is in the keychain.
 	ClientID        string
 	ClientSecretSet bool
+	// CreatedOnStart: the missing credential is not the user's to set;
+	// Keyport creates it itself when the proxy first starts (the built-in
+	// demo's token). Nothing is wrong and there is nothing to do.
+	CreatedOnStart bool
+}
+
+// WindowPrefs are the window's size and the position of the divider
+// between the server list and the detail pane, as the user left them.
+// Zero values mean "not recorded yet": the window picks its own.
+type WindowPrefs struct {
+	Width  float32 `json:"width,omitempty"`
+	Height float32 `json:"height,omitempty"`
+	// Split is the list's share of the window's width, 0 to 1.
+	Split float64 `json:"split,omitempty"`
 }
 
 // How an OAuth server knows Keyport (CredentialStatus.OAuthClient).

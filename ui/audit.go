@@ -197,7 +197,8 @@ func (t *auditTab) export() {
 		})
 	}, t.u.Window)
 	d.SetFileName(name + "-audit.jsonl")
-	d.Show()
+	// Escape cancels; Enter is the file dialog's own (its name field saves).
+	t.u.showDialog("Export the audit log", d, func() {})
 }
 
 // writeAudit writes either the log file at path or the given lines to w,

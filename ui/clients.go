@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -164,7 +166,7 @@ func clientChip(s app.ClientState) (string, fyne.ThemeColorName) {
 func (t *clientsTab) setRow(r *clientRow, c app.ClientView) {
 	r.Name.SetText(c.Name)
 	r.State.set(clientChip(c.State))
-	r.Path.SetText(c.Path)
+	r.Path.SetText(tildePath(c.Path))
 	label, on := clientAction(c)
 	r.Action.SetText(label)
 	r.Action.Importance = widget.MediumImportance
@@ -180,11 +182,12 @@ func (t *clientsTab) setRow(r *clientRow, c app.ClientView) {
 	var notes []string
 	imp := widget.MediumImportance
 	if w := t.wrote[id]; w != "" {
+		// The write worked: green, with what the client needs to notice
+		// it (not a warning: nothing went wrong).
 		notes = append(notes, w)
 		imp = widget.SuccessImportance
 		if c.NeedsRestart != "" {
 			notes = append(notes, c.NeedsRestart)
-			imp = widget.WarningImportance
 		}
 	}
 	switch c.State {
@@ -236,7 +239,7 @@ func (t *clientsTab) showPreview(clientID string, on bool, ch app.ClientChange) 
 		p.dialog.Hide()
 		t.apply(clientID, server, on)
 	}
-	where := widget.NewLabel("Keyport will change " + ch.Path + ":")
+	where := widget.NewLabel("Keyport will change " + tildePath(ch.Path) + ":")
 	where.Wrapping = fyne.TextWrapWord
 	scroll := container.NewScroll(p.Diff)
 	scroll.SetMinSize(fyne.NewSize(560, 280))
@@ -244,7 +247,7 @@ func (t *clientsTab) showPreview(clientID string, on bool, ch app.ClientChange) 
 	verb := "Write the change"
 	if ch.Diff == "" {
 		verb = "Write"
-		where.SetText(ch.Path + " already has this content; nothing would change.")
+		where.SetText(tildePath(ch.Path) + " already has this content; nothing would change.")
 	}
 	d := dialog.NewCustomConfirm("Preview: "+clientName(t.clients, clientID), verb, "Cancel", content, func(ok bool) {
 		if ok {
@@ -255,7 +258,7 @@ func (t *clientsTab) showPreview(clientID string, on bool, ch app.ClientChange) 
 	}, t.u.Window)
 	p.dialog = d
 	t.Preview = p
-	d.Show()
+	t.u.showDialog("Preview: "+clientName(t.clients, clientID), d, d.Confirm)
 }
 
 func clientName(list []app.ClientView, id string) string {
@@ -278,9 +281,9 @@ func (t *clientsTab) apply(clientID, server string, on bool) {
 			}
 			if server == t.name {
 				if ch.Wrote {
-					t.wrote[clientID] = "Wrote " + ch.Path + "."
+					t.wrote[clientID] = "Wrote " + tildePath(ch.Path) + "."
 				} else {
-					t.wrote[clientID] = "Nothing to change in " + ch.Path + "."
+					t.wrote[clientID] = "Nothing to change in " + tildePath(ch.Path) + "."
 				}
 			}
 			t.refresh()
@@ -301,6 +304,18 @@ func (t *clientsTab) undo(clientID string) {
 			t.refresh()
 		})
 	})
+}
+
+// tildePath writes a path in the user's home as ~/…, as people write it.
+func tildePath(p string) string {
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" || home == "/" {
+		return p
+	}
+	if rest, ok := strings.CutPrefix(p, home); ok && (rest == "" || rest[0] == filepath.Separator) {
+		return "~" + rest
+	}
+	return p
 }
 
 // diffText renders a unified diff with added lines green and removed red.

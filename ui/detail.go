@@ -7,7 +7,6 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
-	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -43,8 +42,10 @@ func newDetail(u *UI) *detail {
 	d.Title = heading("")
 	d.Title.SizeName = theme.SizeNameSubHeadingText
 	d.Title.Truncation = fyne.TextTruncateEllipsis
+	// The status line wraps: an error must be readable in full here (the
+	// list keeps it to one line).
 	d.Status = widget.NewLabel("")
-	d.Status.Truncation = fyne.TextTruncateEllipsis
+	d.Status.Wrapping = fyne.TextWrapWord
 	d.Dot = newStatusDot()
 	d.Switch = NewSwitch(func(on bool) {
 		if d.view != nil {
@@ -89,9 +90,18 @@ func (d *detail) show(v *rowView) {
 	d.Title.SetText(v.Name)
 	st := v.displayState()
 	d.Dot.set(st, statusTip(v.ServerView))
-	d.Status.SetText(statusLine(*v))
-	d.Status.Importance = statusImportance(*v)
-	d.Status.Refresh()
+	if line := statusLine(*v); line != d.Status.Text {
+		d.Status.Text = line
+		d.Status.Importance = statusImportance(*v)
+		// A wrapped line's height follows its width: lay the pane out
+		// again, so a longer message pushes the tabs down instead of
+		// running into them.
+		d.Status.Refresh()
+		d.body.Refresh()
+	} else if imp := statusImportance(*v); imp != d.Status.Importance {
+		d.Status.Importance = imp
+		d.Status.Refresh()
+	}
 	d.Switch.SetOn(v.pending && v.want || !v.pending && v.Enabled)
 	if v.pending {
 		d.Switch.Disable()
@@ -307,15 +317,24 @@ func (t *overviewTab) show(v rowView) {
 		t.labels.Add(newChip(l, ""))
 	}
 	if len(labels) == 0 {
-		t.labels.Add(newChip("none", ""))
+		t.labels.Add(subtle("None")) // not a chip: it would read as a label named "none"
 	}
 	t.labels.Refresh()
 
 	cred := v.Credential
 	oauth := v.AuthType == "oauth"
+	// The demo's token is Keyport's own: made when the demo first starts,
+	// never set or replaced by hand (the demo server checks that token).
+	demoToken := v.Demo && v.AuthType == "bearer"
 	switch {
 	case !cred.Needed && !oauth:
 		t.Credential.SetText("This server needs no credential.")
+		t.Credential.Importance = widget.MediumImportance
+	case demoToken && cred.Set:
+		t.Credential.SetText("Keyport made the demo's token and keeps it in your OS keychain; its proxy adds it to every request.")
+		t.Credential.Importance = widget.SuccessImportance
+	case demoToken || cred.CreatedOnStart:
+		t.Credential.SetText("Keyport creates the demo's token in your OS keychain when you turn the demo on.")
 		t.Credential.Importance = widget.MediumImportance
 	case oauth && cred.SignInNeeded:
 		t.Credential.SetText("Sign in needed: choose Sign in to open your browser.")
@@ -324,14 +343,14 @@ func (t *overviewTab) show(v rowView) {
 		t.Credential.SetText("Signed in. The token is kept in your OS keychain.")
 		t.Credential.Importance = widget.SuccessImportance
 	case cred.Set:
-		t.Credential.SetText("Stored in your OS keychain (" + strings.Join(cred.Kinds, ", ") + ").")
+		t.Credential.SetText(storedText(cred.Kinds))
 		t.Credential.Importance = widget.SuccessImportance
 	default:
-		t.Credential.SetText("Missing from the keychain: " + strings.Join(cred.Missing, ", ") + ". Choose Set to add it; requests fail until then.")
+		t.Credential.SetText("Missing from the keychain: " + kindList(cred.Missing) + ". Choose Set to add it; requests fail until then.")
 		t.Credential.Importance = widget.WarningImportance
 	}
 	t.Credential.Refresh()
-	showIf(t.SetCred, cred.Needed && !oauth || oauth && !v.Demo)
+	showIf(t.SetCred, cred.Needed && !oauth && !demoToken || oauth && !v.Demo)
 	switch {
 	case oauth:
 		t.SetCred.SetText("Client…") // the pre-registered client's ID and secret
@@ -340,7 +359,7 @@ func (t *overviewTab) show(v rowView) {
 	default:
 		t.SetCred.SetText("Set…")
 	}
-	showIf(t.ClearCred, (cred.Needed || oauth) && (cred.Set || oauth && !cred.SignInNeeded))
+	showIf(t.ClearCred, !demoToken && (cred.Needed || oauth) && (cred.Set || oauth && !cred.SignInNeeded))
 	showIf(t.SignIn, oauth)
 	if oauth && !cred.SignInNeeded {
 		t.SignIn.SetText("Sign in again…")
@@ -375,6 +394,23 @@ func (t *overviewTab) show(v rowView) {
 	t.body.Refresh() // buttons were shown or hidden: lay out again
 }
 
+// storedText says which credentials are in the keychain.
+func storedText(kinds []string) string {
+	if len(kinds) == 0 { // a core that does not name them
+		return "Stored in your OS keychain."
+	}
+	return "Stored in your OS keychain (" + kindList(kinds) + ")."
+}
+
+// kindList names credential kinds as people read them: "Bearer token, X-API-Key".
+func kindList(kinds []string) string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = kindLabel(k)
+	}
+	return strings.Join(names, ", ")
+}
+
 func showIf(o fyne.CanvasObject, visible bool) {
 	if visible {
 		o.Show()
@@ -407,11 +443,6 @@ func durationText(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%.1f s", d.Seconds())
 	}
-}
-
-// showErrorDialog shows what failed and why; the core's errors say what to do.
-func showErrorDialog(w fyne.Window, what string, err error) {
-	dialog.ShowError(fmt.Errorf("%s: %w", what, err), w)
 }
 
 // managedText says what the organization's managed settings set on a

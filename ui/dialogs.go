@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"slices"
 	"sort"
@@ -23,30 +24,48 @@ import (
 
 // formDialog is a dialog with a form, an inline error line and buttons that
 // stay open while the core works, so a failure shows where the user typed.
+// Escape cancels it and Enter presses Submit while it is enabled.
 type formDialog struct {
+	u       *UI
+	title   string
 	d       *dialog.CustomDialog
 	content *fyne.Container
 	width   float32
 	Err     *widget.Label
-	Submit  *widget.Button
-	Cancel  *widget.Button
+	Submit  *dialogButton
+	Cancel  *dialogButton
 }
 
-func newFormDialog(w fyne.Window, title, submit string, body fyne.CanvasObject, minW float32) *formDialog {
-	f := &formDialog{Err: widget.NewLabel("")}
+func (u *UI) newFormDialog(title, submit string, body fyne.CanvasObject, minW float32) *formDialog {
+	f := &formDialog{u: u, title: title, Err: widget.NewLabel("")}
 	f.Err.Importance = widget.DangerImportance
 	f.Err.Wrapping = fyne.TextWrapWord
 	f.Err.Hide()
-	f.Submit = widget.NewButton(submit, nil)
+	f.Submit = u.newDialogButton(submit, nil, nil)
 	f.Submit.Importance = widget.HighImportance
-	f.Cancel = widget.NewButton("Cancel", nil)
+	f.Cancel = u.newDialogButton("Cancel", nil, nil)
 	f.content = container.NewVBox(body, f.Err)
 	f.width = minW
-	f.d = dialog.NewCustomWithoutButtons(title, f.content, w)
+	f.d = dialog.NewCustomWithoutButtons(title, f.content, u.Window)
 	f.d.SetButtons([]fyne.CanvasObject{f.Cancel, f.Submit})
 	f.Cancel.OnTapped = f.d.Hide
 	f.fit()
 	return f
+}
+
+// show shows the dialog; closed runs when it closes, however it closes.
+func (f *formDialog) show(closed func()) {
+	f.d.SetOnClosed(closed)
+	od := f.u.showDialog(f.title, f.d, f.submit)
+	od.buttons = map[string]fyne.CanvasObject{f.Cancel.Text: f.Cancel, f.Submit.Text: f.Submit}
+}
+
+// submit is Enter: it presses Submit unless it is disabled (the core is
+// working, or nothing is chosen yet).
+func (f *formDialog) submit() {
+	if !f.Submit.Disabled() && f.Submit.OnTapped != nil {
+		f.Submit.OnTapped()
+	}
 }
 
 // fit resizes the dialog to its content after fields appear or disappear.
@@ -81,13 +100,13 @@ func (f *formDialog) busy() {
 // AddServerDialog is the Add server form; UI.AddDialog holds the open one.
 type AddServerDialog struct {
 	*formDialog
-	URL, Name, Description, Labels *widget.Entry
-	Auth                           *widget.Select
-	HeaderName                     *widget.Entry
-	Secret                         *widget.Entry
+	URL, Name, Description, Labels *dialogEntry
+	Auth                           *dialogSelect
+	HeaderName                     *dialogEntry
+	Secret                         *dialogEntry
 	// ClientID and ClientSecret are an OAuth server's pre-registered
 	// client (optional: without them Keyport registers itself).
-	ClientID, ClientSecret *widget.Entry
+	ClientID, ClientSecret *dialogEntry
 }
 
 var authOptions = []string{"None", "Bearer token", "Secret header", "OAuth sign-in"}
@@ -108,23 +127,15 @@ func authKind(opt string) string {
 // showAddServer opens the Add server dialog.
 func (u *UI) showAddServer() {
 	a := &AddServerDialog{}
-	a.URL = widget.NewEntry()
-	a.URL.SetPlaceHolder("https://mcp.example.com/mcp")
-	a.Name = widget.NewEntry()
-	a.Name.SetPlaceHolder("example (lowercase letters, digits, dashes)")
-	a.Description = widget.NewEntry()
-	a.Description.SetPlaceHolder("What it is for")
-	a.Labels = widget.NewEntry()
-	a.Labels.SetPlaceHolder("env=prod, team=core")
-	a.HeaderName = widget.NewEntry()
-	a.HeaderName.SetPlaceHolder("X-API-Key")
-	a.Secret = widget.NewPasswordEntry()
-	a.Secret.SetPlaceHolder("stored in your OS keychain only")
-	a.ClientID = widget.NewEntry()
-	a.ClientID.SetPlaceHolder("optional: a client registered for Keyport")
-	a.ClientSecret = widget.NewPasswordEntry()
-	a.ClientSecret.SetPlaceHolder("optional; stored in your OS keychain only")
-	a.Auth = widget.NewSelect(authOptions, nil)
+	a.URL = u.newDialogEntry("https://mcp.example.com/mcp")
+	a.Name = u.newDialogEntry("example (lowercase letters, digits, dashes)")
+	a.Description = u.newDialogEntry("What it is for")
+	a.Labels = u.newDialogEntry("env=prod, team=core")
+	a.HeaderName = u.newDialogEntry("X-API-Key")
+	a.Secret = u.newDialogPassword("stored in your OS keychain only")
+	a.Auth = u.newDialogSelect(authOptions, nil)
+	a.ClientID = u.newDialogEntry("optional: a client registered for Keyport")
+	a.ClientSecret = u.newDialogPassword("optional; stored in your OS keychain only")
 	base := []*widget.FormItem{
 		widget.NewFormItem("URL", a.URL),
 		widget.NewFormItem("Name", a.Name),
@@ -169,7 +180,7 @@ func (u *UI) showAddServer() {
 			a.Name.SetText(suggested)
 		}
 	}
-	a.formDialog = newFormDialog(u.Window, "Add server", "Add", form, 520)
+	a.formDialog = u.newFormDialog("Add server", "Add", form, 520)
 	a.Submit.OnTapped = func() {
 		ns, err := a.server()
 		if err != nil {
@@ -185,14 +196,17 @@ func (u *UI) showAddServer() {
 					return
 				}
 				a.d.Hide()
-				u.AddDialog = nil
 				u.selected = ns.Name
 				u.refreshServers()
 			})
 		})
 	}
 	u.AddDialog = a
-	a.d.Show()
+	a.show(func() {
+		if u.AddDialog == a {
+			u.AddDialog = nil
+		}
+	})
 	u.Window.Canvas().Focus(a.URL)
 }
 
@@ -273,6 +287,14 @@ func suggestName(raw string) string {
 	if err != nil || u.Hostname() == "" {
 		return ""
 	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil {
+		// "127" says nothing: loopback reads as localhost, any other
+		// address is for the user to name.
+		if ip.IsLoopback() {
+			return "localhost"
+		}
+		return ""
+	}
 	parts := strings.Split(u.Hostname(), ".")
 	skip := map[string]bool{"mcp": true, "www": true, "api": true}
 	for _, p := range parts {
@@ -286,11 +308,11 @@ func suggestName(raw string) string {
 // ImportDialog is the Import from registry dialog.
 type ImportDialog struct {
 	*formDialog
-	Query   *widget.Entry
-	Search  *widget.Button
-	Results *widget.List
+	Query   *dialogEntry
+	Search  *dialogButton
+	Results *dialogList
 	Status  *widget.Label
-	Secrets map[string]*widget.Entry // secret header -> entry, for the chosen result
+	Secrets map[string]*dialogEntry // secret header -> entry, for the chosen result
 	secBox  *fyne.Container
 
 	results []app.RegistryResult
@@ -300,12 +322,11 @@ type ImportDialog struct {
 
 // showImport opens the Import from registry dialog.
 func (u *UI) showImport() {
-	im := &ImportDialog{chosen: -1, Secrets: map[string]*widget.Entry{}}
-	im.Query = widget.NewEntry()
-	im.Query.SetPlaceHolder("Search the MCP registry, e.g. github")
+	im := &ImportDialog{chosen: -1, Secrets: map[string]*dialogEntry{}}
+	im.Query = u.newDialogEntry("Search the MCP registry, e.g. github")
 	im.Status = widget.NewLabel("Search by name or topic.")
 	im.Status.Wrapping = fyne.TextWrapWord
-	im.Results = widget.NewList(
+	im.Results = u.newDialogList(
 		func() int { return len(im.results) },
 		func() fyne.CanvasObject {
 			t := widget.NewLabel("")
@@ -349,14 +370,14 @@ func (u *UI) showImport() {
 			})
 		})
 	}
-	im.Search = widget.NewButtonWithIcon("Search", theme.SearchIcon(), search)
+	im.Search = u.newDialogButton("Search", theme.SearchIcon(), search)
 	im.Query.OnSubmitted = func(string) { search() }
 	im.Results.OnSelected = func(id widget.ListItemID) { im.choose(id) }
 	list := container.NewGridWrap(fyne.NewSize(540, 220), im.Results)
 	body := container.NewVBox(
 		container.NewBorder(nil, nil, nil, im.Search, im.Query),
 		im.Status, list, im.secBox)
-	im.formDialog = newFormDialog(u.Window, "Import from registry", "Import", body, 580)
+	im.formDialog = u.newFormDialog("Import from registry", "Import", body, 580)
 	im.Submit.Disable()
 	im.Submit.OnTapped = func() {
 		if im.chosen < 0 {
@@ -383,21 +404,24 @@ func (u *UI) showImport() {
 					return
 				}
 				im.d.Hide()
-				u.ImportDialog = nil
 				u.selected = r.Name
 				u.refreshServers()
 			})
 		})
 	}
 	u.ImportDialog = im
-	im.d.Show()
+	im.show(func() {
+		if u.ImportDialog == im {
+			u.ImportDialog = nil
+		}
+	})
 	u.Window.Canvas().Focus(im.Query)
 }
 
 // choose shows the secret header fields of result id (-1: none).
 func (im *ImportDialog) choose(id int) {
 	im.chosen = id
-	im.Secrets = map[string]*widget.Entry{}
+	im.Secrets = map[string]*dialogEntry{}
 	im.secBox.Objects = nil
 	if id < 0 {
 		im.Submit.Disable()
@@ -411,8 +435,7 @@ func (im *ImportDialog) choose(id int) {
 		headers := append([]string(nil), r.SecretHeaders...)
 		sort.Strings(headers)
 		for _, h := range headers {
-			e := widget.NewPasswordEntry()
-			e.SetPlaceHolder("stored in your OS keychain only")
+			e := im.u.newDialogPassword("stored in your OS keychain only")
 			im.Secrets[h] = e
 			form.Append(h, e)
 		}
@@ -427,7 +450,7 @@ func (im *ImportDialog) choose(id int) {
 // SecretDialog sets or replaces a server's credential items.
 type SecretDialog struct {
 	*formDialog
-	Entries map[string]*widget.Entry // kind -> masked entry
+	Entries map[string]*dialogEntry // kind -> masked entry
 }
 
 // showSecretDialog asks for every credential kind of v (masked) and stores
@@ -440,28 +463,27 @@ func (u *UI) showSecretDialog(v app.ServerView) {
 	if len(kinds) == 0 && v.AuthType == "bearer" {
 		kinds = []string{"bearer"}
 	}
-	s := &SecretDialog{Entries: map[string]*widget.Entry{}}
+	s := &SecretDialog{Entries: map[string]*dialogEntry{}}
 	form := widget.NewForm()
 	for _, k := range kinds {
-		e := widget.NewPasswordEntry()
+		var e *dialogEntry
 		switch {
 		case k == app.KindClientID:
 			// Not a secret: shown, and edited in place.
-			e = widget.NewEntry()
+			e = u.newDialogEntry("none: Keyport registers itself")
 			e.SetText(v.Credential.ClientID)
-			e.SetPlaceHolder("none: Keyport registers itself")
 		case k == app.KindClientSecret && !v.Credential.ClientSecretSet:
-			e.SetPlaceHolder("none (leave empty for a public client)")
+			e = u.newDialogPassword("none (leave empty for a public client)")
 		case slices.Contains(v.Credential.Missing, k):
-			e.SetPlaceHolder("missing")
+			e = u.newDialogPassword("missing")
 		default:
-			e.SetPlaceHolder("set (leave empty to keep)")
+			e = u.newDialogPassword("set (leave empty to keep)")
 		}
 		s.Entries[k] = e
 		form.Append(kindLabel(k), e)
 	}
 	note := subtle("Stored in your OS keychain only; never in a file or log.")
-	s.formDialog = newFormDialog(u.Window, "Credential for "+v.Name, "Save", container.NewVBox(form, note), 460)
+	s.formDialog = u.newFormDialog("Credential for "+v.Name, "Save", container.NewVBox(form, note), 460)
 	name := v.Name
 	s.Submit.OnTapped = func() {
 		values := map[string]string{}
@@ -499,13 +521,19 @@ func (u *UI) showSecretDialog(v app.ServerView) {
 					return
 				}
 				s.d.Hide()
-				u.SecretDialog = nil
 				u.refreshServers()
 			})
 		})
 	}
 	u.SecretDialog = s
-	s.d.Show()
+	s.show(func() {
+		if u.SecretDialog == s {
+			u.SecretDialog = nil
+		}
+	})
+	if len(kinds) > 0 {
+		u.Window.Canvas().Focus(s.Entries[kinds[0]])
+	}
 }
 
 // kindLabel is how a credential kind reads: "bearer" -> "Bearer token".
@@ -533,7 +561,7 @@ func boolOrder(b bool) int {
 
 // clearSecrets asks, then removes a server's credentials from the keychain.
 func (u *UI) clearSecrets(name string) {
-	dialog.ShowConfirm("Clear credentials?", "Remove "+name+"'s credentials from your OS keychain? Requests through its proxy fail until you set them again.", func(ok bool) {
+	u.confirm("Clear credentials?", "Remove "+name+"'s credentials from your OS keychain? Requests through its proxy fail until you set them again.", "Clear", func(ok bool) {
 		if !ok {
 			return
 		}
@@ -546,7 +574,7 @@ func (u *UI) clearSecrets(name string) {
 				u.refreshServers()
 			})
 		})
-	}, u.Window)
+	})
 }
 
 // confirmRemove asks, then removes a server (or hides the demo server).
@@ -564,7 +592,7 @@ func (u *UI) confirmRemove(v app.ServerView) {
 		})
 		return
 	}
-	dialog.ShowConfirm("Remove "+name+"?", "This stops its proxy, deletes its credentials from the keychain and removes its entries from your clients' config files.", func(ok bool) {
+	u.confirm("Remove "+name+"?", "This stops its proxy, deletes its credentials from the keychain and removes its entries from your clients' config files.", "Remove", func(ok bool) {
 		if !ok {
 			return
 		}
@@ -577,14 +605,25 @@ func (u *UI) confirmRemove(v app.ServerView) {
 				u.refreshServers()
 			})
 		})
-	}, u.Window)
+	})
+}
+
+// confirm asks before a destructive action: its button says what it does
+// (not "Yes"), Enter presses it, Escape and Cancel answer no.
+func (u *UI) confirm(title, message, action string, answered func(bool)) {
+	d := dialog.NewConfirm(title, message, answered, u.Window)
+	d.SetConfirmText(action)
+	d.SetDismissText("Cancel")
+	d.SetConfirmImportance(widget.DangerImportance)
+	u.showDialog(title, d, d.Confirm)
 }
 
 // settingsMenu is the settings pop-up's menu: start at login and the demo
 // server, under the About lines (the version, and whether other users of
 // the computer are kept out of the proxies: peerCheck). It is a pure
-// function of the current settings.
-func settingsMenu(autostart, demoShown bool, peerCheck string, setAutostart, setDemo func(bool), quit func()) *fyne.Menu {
+// function of the current settings; haveServers says the user has servers
+// of their own, when the demo cannot show.
+func settingsMenu(autostart, demoShown, haveServers bool, peerCheck string, setAutostart, setDemo func(bool), quit func()) *fyne.Menu {
 	about := fyne.NewMenuItem("Keyport "+app.Version, nil)
 	about.Disabled = true
 	peers := fyne.NewMenuItem(peerCheck, nil)
@@ -593,6 +632,12 @@ func settingsMenu(autostart, demoShown bool, peerCheck string, setAutostart, set
 	login.Checked = autostart
 	demo := fyne.NewMenuItem("Show the demo server", func() { setDemo(!demoShown) })
 	demo.Checked = demoShown
+	if haveServers && !demoShown {
+		// The demo shows only while the list is empty: choosing it would
+		// do nothing.
+		demo.Label = "Show the demo server (only while you have no servers)"
+		demo.Disabled = true
+	}
 	q := fyne.NewMenuItem("Quit Keyport", quit)
 	return fyne.NewMenu("Settings", about, peers, fyne.NewMenuItemSeparator(), login, demo, fyne.NewMenuItemSeparator(), q)
 }
@@ -603,7 +648,7 @@ func (u *UI) showSettingsMenu() {
 	for _, s := range u.servers {
 		demoShown = demoShown || s.Demo
 	}
-	m := settingsMenu(u.autostart, demoShown, app.PeerCheckLine(), u.setAutostart, func(show bool) {
+	m := settingsMenu(u.autostart, demoShown, len(u.servers) > 0 && !demoShown, app.PeerCheckLine(), u.setAutostart, func(show bool) {
 		u.bg(func() {
 			err := u.core.SetDemoHidden(!show)
 			u.do(func() {

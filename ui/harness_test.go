@@ -60,10 +60,11 @@ func (h *harness) settle() {
 	}
 }
 
-// waitFor runs queued UI work until cond holds, failing after 5 s.
+// waitFor runs queued UI work until cond holds, failing after 15 s (a
+// proxy's graceful stop alone may take 5 s on a loaded machine).
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(15 * time.Second)
 	for !cond() {
 		select {
 		case f := <-h.q:

@@ -40,7 +40,7 @@ func (u *UI) BackendLost(start func() error) {
 	}, u.Window)
 	l.d.Resize(fyne.NewSize(480, 220))
 	u.LostDialog = l
-	l.d.Show()
+	u.showDialog("Keyport stopped", l.d, l.d.Confirm)
 }
 
 // Start starts Keyport again and closes this window; if it cannot, it says
@@ -50,7 +50,7 @@ func (l *LostDialog) Start() {
 		err := l.start()
 		l.u.do(func() {
 			if err != nil {
-				dialog.ShowError(fmt.Errorf("could not start Keyport: %w; start it from your applications menu or run 'keyport'", err), l.u.Window)
+				l.u.showError("Could not start Keyport", fmt.Errorf("%w; start it from your applications menu or run 'keyport'", err))
 				return
 			}
 			l.u.Quit()

@@ -26,6 +26,10 @@ func tapButton(t *testing.T, h *harness, text string) {
 			test.Tap(b)
 			return
 		}
+		if b, ok := o.(*dialogButton); ok && b.Text == text {
+			test.Tap(b)
+			return
+		}
 	}
 	t.Fatalf("no %q button in the dialog:\n%s", text, test.RenderObjectToMarkup(top))
 }

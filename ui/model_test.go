@@ -105,6 +105,7 @@ func TestParsers(t *testing.T) {
 	for in, want := range map[string]string{
 		"https://mcp.linear.app/mcp": "linear", "https://api.githubcopilot.com/mcp/": "githubcopilot",
 		"http://localhost:8080/mcp": "localhost", "not a url": "",
+		"http://127.0.0.1:9/mcp": "localhost", "http://[::1]:9/mcp": "localhost", "https://10.1.2.3/mcp": "",
 	} {
 		if got := suggestName(in); got != want {
 			t.Errorf("suggestName(%q) = %q, want %q", in, got, want)

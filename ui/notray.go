@@ -17,9 +17,9 @@ const prefNoTrayTold = "noTrayTold"
 // and the user must know how to come back or stop it. nil when closed.
 type NoTrayDialog struct {
 	d        *dialog.CustomDialog
-	DontShow *widget.Check
-	Keep     *widget.Button
-	QuitAll  *widget.Button
+	DontShow *dialogCheck
+	Keep     *dialogButton
+	QuitAll  *dialogButton
 }
 
 // SetTrayCheck gives the window a way to ask whether the desktop shows
@@ -56,12 +56,12 @@ func (u *UI) showNoTray() {
 		"To open this window again, launch Keyport again (from your applications menu, or run keyport). " +
 		"On GNOME, the AppIndicator extension shows Keyport's icon.")
 	text.Wrapping = fyne.TextWrapWord
-	n := &NoTrayDialog{DontShow: widget.NewCheck("Don't show this again", nil)}
+	n := &NoTrayDialog{DontShow: u.newDialogCheck("Don't show this again")}
 	close := func() {
 		n.d.Hide()
 		u.NoTrayDialog = nil
 	}
-	n.Keep = widget.NewButtonWithIcon("Keep running", theme.ConfirmIcon(), func() {
+	n.Keep = u.newDialogButton("Keep running", theme.ConfirmIcon(), func() {
 		if n.DontShow.Checked {
 			u.fyne.Preferences().SetBool(prefNoTrayTold, true)
 		}
@@ -69,14 +69,20 @@ func (u *UI) showNoTray() {
 		u.Quit()
 	})
 	n.Keep.Importance = widget.HighImportance
-	n.QuitAll = widget.NewButtonWithIcon("Quit Keyport", theme.LogoutIcon(), func() {
+	n.QuitAll = u.newDialogButton("Quit Keyport", theme.LogoutIcon(), func() {
 		close()
 		u.QuitKeyport()
 	})
-	cancel := widget.NewButton("Cancel", close)
+	cancel := u.newDialogButton("Cancel", nil, close)
 	n.d = dialog.NewCustomWithoutButtons("Keyport keeps running", container.NewVBox(text, n.DontShow), u.Window)
 	n.d.SetButtons([]fyne.CanvasObject{cancel, n.QuitAll, n.Keep})
 	n.d.Resize(fyne.NewSize(520, 280))
 	u.NoTrayDialog = n
-	n.d.Show()
+	n.d.SetOnClosed(func() {
+		if u.NoTrayDialog == n {
+			u.NoTrayDialog = nil // Escape: as Cancel
+		}
+	})
+	od := u.showDialog("Keyport keeps running", n.d, n.Keep.OnTapped)
+	od.buttons = map[string]fyne.CanvasObject{"Cancel": cancel, "Quit Keyport": n.QuitAll, "Keep running": n.Keep}
 }

@@ -76,7 +76,7 @@ func TestCloseWithoutTrayCancelAndQuit(t *testing.T) {
 	shown := newHarness(t, fakecore.Sample())
 	shown.u.SetTrayCheck(func() bool { return true })
 	shown.u.CloseWindow()
-	shown.settle()
+	shown.waitFor("the window to close", func() bool { return shown.u.quitting }) // the tray check runs in the background
 	if !shown.u.quitting || shown.u.NoTrayDialog != nil {
 		t.Errorf("with a tray icon: closing %t, dialog %v", shown.u.quitting, shown.u.NoTrayDialog)
 	}

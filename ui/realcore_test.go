@@ -17,6 +17,7 @@ import (
 	"github.com/zalando/go-keyring"
 
 	"fyne.io/fyne/v2/test"
+	"fyne.io/fyne/v2/widget"
 
 	"keyport/app"
 	"keyport/app/remote"
@@ -93,10 +94,19 @@ func newRealHarness(t *testing.T, overSocket bool) *realHarness {
 // newRealHarnessAt is newRealHarness with the server "echo" at url.
 func newRealHarnessAt(t *testing.T, overSocket bool, url string) *realHarness {
 	t.Helper()
-	dir, home := t.TempDir(), t.TempDir()
 	yaml := "servers:\n  - name: echo\n    description: In-process go-sdk server\n    url: " + url + "\n    labels: {env: test}\n"
-	if err := os.WriteFile(filepath.Join(dir, "servers.yaml"), []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
+	return newRealHarnessWith(t, overSocket, yaml)
+}
+
+// newRealHarnessWith is newRealHarness with servers.yaml holding yaml, or
+// with no servers.yaml at all (a first run) when yaml is "".
+func newRealHarnessWith(t *testing.T, overSocket bool, yaml string) *realHarness {
+	t.Helper()
+	dir, home := t.TempDir(), t.TempDir()
+	if yaml != "" {
+		if err := os.WriteFile(filepath.Join(dir, "servers.yaml"), []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	kc := &memKeychain{m: map[string]string{}}
 	core, err := app.New(app.Options{
@@ -312,7 +322,7 @@ func testRealAddServer(t *testing.T, overSocket bool) {
 		t.Errorf("the dialog stays open: %q", d.Err.Text)
 	}
 	h.waitFor("credential shown as stored", func() bool {
-		return h.u.selected == "notion" && strings.Contains(h.u.Detail.overview.Credential.Text, "Stored in your OS keychain")
+		return h.u.selected == "notion" && h.u.Detail.overview.Credential.Text == "Stored in your OS keychain (Bearer token)."
 	})
 	yaml, err := os.ReadFile(filepath.Join(h.dir, "servers.yaml"))
 	if err != nil {
@@ -389,4 +399,38 @@ func TestRealAddOAuthPreregisteredClient(t *testing.T) {
 			return strings.Contains(string(b), "client_id: Ov23liXYZ")
 		})
 	})
+}
+
+// TestRealDemoFirstRunHasNoWarning: on a first run (no servers.yaml) the
+// demo greets the user without any warning: its token is created when it
+// is turned on, not missing. Once on, the row is green and the credential
+// section says where the token is.
+func TestRealDemoFirstRunHasNoWarning(t *testing.T) { bothWays(t, testRealDemoFirstRun) }
+
+func testRealDemoFirstRun(t *testing.T, overSocket bool) {
+	h := newRealHarnessWith(t, overSocket, "")
+	if got := h.shownNames(); !slices.Equal(got, []string{"demo"}) {
+		t.Fatalf("first run lists %q, want the demo", got)
+	}
+	h.selectServer("demo")
+	r, d, ov := h.row("demo"), h.u.Detail, h.u.Detail.overview
+	if r.prob.Visible() {
+		t.Errorf("the demo's row shows %q (importance %v) before its first start", r.prob.Text, r.prob.Importance)
+	}
+	if d.Status.Importance != widget.MediumImportance || !strings.HasPrefix(d.Status.Text, "Stopped.") {
+		t.Errorf("the demo's status is %q (importance %v)", d.Status.Text, d.Status.Importance)
+	}
+	if ov.Credential.Importance == widget.WarningImportance || ov.Credential.Importance == widget.DangerImportance ||
+		!strings.Contains(ov.Credential.Text, "when you turn the demo on") {
+		t.Errorf("the demo's credential says %q (importance %v)", ov.Credential.Text, ov.Credential.Importance)
+	}
+	if ov.SetCred.Visible() || ov.ClearCred.Visible() {
+		t.Error("the demo's own token offers Set or Clear")
+	}
+	test.Tap(r.sw)
+	h.waitFor("demo running", func() bool { return h.row("demo").dot.state == app.ProxyRunning })
+	h.waitFor("token stored", func() bool { return ov.Credential.Importance == widget.SuccessImportance })
+	if !strings.Contains(ov.Credential.Text, "keeps it in your OS keychain") || strings.Contains(ov.Credential.Text, "()") {
+		t.Errorf("once on, the demo's credential says %q", ov.Credential.Text)
+	}
 }

@@ -65,7 +65,7 @@ func (r rowView) problem() (string, widget.Importance) {
 		return orDefault(r.LastError, r.State.Label()), widget.WarningImportance
 	case r.Credential.SignInNeeded:
 		return "Sign in needed: select the server and choose Sign in.", widget.WarningImportance
-	case r.Credential.Needed && !r.Credential.Set:
+	case r.Credential.Needed && !r.Credential.Set && !r.Credential.CreatedOnStart:
 		return "No credential in the keychain yet: select the server and choose Set.", widget.WarningImportance
 	}
 	return "", 0

@@ -39,6 +39,8 @@ type toolsTab struct {
 
 	name        string
 	running     bool
+	demo        bool   // the built-in demo: its policy is fixed
+	note        string // the last save's result, shown until the server changes
 	savedAllow  []string
 	savedDeny   []string
 	tools       []app.Tool
@@ -70,6 +72,13 @@ func newToolsTab(u *UI) *toolsTab {
 		t.preview()
 	}
 	t.Allow.OnChanged, t.Deny.OnChanged = edited, edited
+	// Enter in a pattern field saves, as the Save button does.
+	submit := func(string) {
+		if !t.Save.Disabled() {
+			t.save()
+		}
+	}
+	t.Allow.OnSubmitted, t.Deny.OnSubmitted = submit, submit
 	t.Preview = widget.NewLabel("")
 	t.Preview.Wrapping = fyne.TextWrapWord
 	t.Save = widget.NewButtonWithIcon("Save policy", theme.DocumentSaveIcon(), t.save)
@@ -93,6 +102,11 @@ func newToolsTab(u *UI) *toolsTab {
 			c.OnChanged = nil
 			c.Text = tool.Name
 			c.Checked = t.allowed[tool.Name]
+			if t.demo {
+				c.Disable()
+			} else {
+				c.Enable()
+			}
 			c.Refresh()
 			c.OnChanged = func(on bool) { t.setTool(tool.Name, on) }
 			d.SetText(pinBadge(tool.Pin) + tool.Description)
@@ -153,6 +167,7 @@ func pinBadge(state string) string {
 // server keeps unsaved edits, and takes outside policy changes otherwise.
 func (t *toolsTab) show(v rowView, changed bool) {
 	t.running = v.State == app.ProxyRunning
+	t.demo = v.Demo
 	if changed {
 		t.name = v.Name
 		t.tools, t.loadedFor = nil, ""
@@ -161,10 +176,18 @@ func (t *toolsTab) show(v rowView, changed bool) {
 		t.List.Refresh()
 		t.dirty = false
 		t.Review.current = ""
+		t.note = ""
 	}
 	if seen := fmt.Sprintf("%d %s", v.ToolChanges, v.PinsProblem); changed || seen != t.pinSeen {
 		t.pinSeen = seen
 		t.Review.load()
+	}
+	if t.demo {
+		t.Allow.Disable()
+		t.Deny.Disable()
+	} else {
+		t.Allow.Enable()
+		t.Deny.Enable()
 	}
 	if !t.dirty && (changed || !slices.Equal(t.savedAllow, v.Allow) || !slices.Equal(t.savedDeny, v.Deny)) {
 		t.savedAllow, t.savedDeny = slices.Clone(v.Allow), slices.Clone(v.Deny)
@@ -174,11 +197,21 @@ func (t *toolsTab) show(v rowView, changed bool) {
 	if t.loadedFor == "" && (changed || t.loadErr == "") {
 		t.loadErr = ""
 		t.Status.Importance = widget.MediumImportance
-		if t.running {
+		switch {
+		case t.note != "": // a save's result stays until the server changes
+			t.Status.Importance = widget.SuccessImportance
+			t.Status.SetText(t.note)
+		case t.running:
 			t.Status.SetText("Choose Load tools to list this server's tools.")
-		} else {
+		case v.State == app.ProxyUnreachable:
+			t.Status.SetText("The server does not answer right now (see above); Load tools tries again. Patterns can be edited any time.")
+		default:
 			t.Status.SetText("Turn the proxy on to list this server's tools; patterns can be edited any time.")
 		}
+		if t.demo {
+			t.Status.SetText(t.Status.Text + " The demo's policy is fixed: add a server of your own to try policies.")
+		}
+		t.Status.Refresh()
 	}
 	t.updateButtons()
 }
@@ -240,7 +273,11 @@ func (t *toolsTab) load() {
 			for _, tool := range tools {
 				t.allowed[tool.Name] = tool.Allowed
 			}
-			t.Status.SetText(fmt.Sprintf("%d tools via the proxy. Untick one to deny it.", len(tools)))
+			if t.demo {
+				t.Status.SetText(fmt.Sprintf("%d tools via the proxy. The demo's policy is fixed: add a server of your own to try policies.", len(tools)))
+			} else {
+				t.Status.SetText(fmt.Sprintf("%d tools via the proxy. Untick one to deny it.", len(tools)))
+			}
 			t.List.Refresh()
 			t.preview()
 		})
@@ -364,8 +401,9 @@ func (t *toolsTab) save() {
 			t.dirty = false
 			t.savedAllow, t.savedDeny = allow, deny
 			t.updateButtons()
+			t.note = "Policy saved. The proxy applies it to the next request."
 			t.Status.Importance = widget.SuccessImportance
-			t.Status.SetText("Policy saved. The proxy applies it to the next request.")
+			t.Status.SetText(t.note)
 		})
 	})
 }

@@ -27,6 +27,7 @@ import (
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -67,6 +68,14 @@ type UI struct {
 	NoTrayDialog *NoTrayDialog
 
 	emptyBox *fyne.Container
+	split    *container.Split
+	rows     []*serverRow  // every row the list created (Layout reports them)
+	dialogs  []*openDialog // on screen, the top one last (keys.go)
+
+	// Window size and divider position (window.go).
+	prefs      app.WindowPrefs // as last recorded in the core
+	placed     bool            // Place ran: size changes are the user's
+	prefsTimer *time.Timer
 
 	// State owned by the fyne goroutine.
 	servers   []app.ServerView // as last read from the core
@@ -118,7 +127,7 @@ func newUI(fa fyne.App, core Core, o options) *UI {
 	u.Window = fa.NewWindow("Keyport")
 	u.Window.SetIcon(AppIcon)
 	u.Window.SetContent(u.content())
-	u.Window.Resize(fyne.NewSize(900, 600))
+	u.Window.Resize(fyne.NewSize(900, 600)) // Place fits it to the screen
 	u.shortcuts()
 	// Closing the window ends the window process; the tray keeps Keyport
 	// and its proxies running.
@@ -158,7 +167,11 @@ func (u *UI) content() fyne.CanvasObject {
 
 	u.List = newServerList(
 		func() int { return len(u.shown) },
-		func() fyne.CanvasObject { return newServerRow(u.toggle, u.copyURL) },
+		func() fyne.CanvasObject {
+			r := newServerRow(u.toggle, u.copyURL)
+			u.rows = append(u.rows, r) // the list keeps a few and recycles them
+			return r
+		},
 		func(id widget.ListItemID, o fyne.CanvasObject) {
 			if id < len(u.shown) {
 				o.(*serverRow).set(u.shown[id])
@@ -185,18 +198,27 @@ func (u *UI) content() fyne.CanvasObject {
 	top := container.NewBorder(nil, nil, title,
 		container.NewHBox(container.NewGridWrap(filterW, u.LabelFilter), u.AddButton, u.Import, u.Settings),
 		u.Search)
-	left := container.NewStack(u.List, u.emptyBox)
-	split := container.NewHSplit(left, u.Detail.root)
-	split.SetOffset(0.45)
+	// The list's pane tells when its size changes: the window was resized
+	// or the divider moved (window.go remembers both).
+	left := container.New(&sizeWatch{changed: u.layoutChanged}, u.List, u.emptyBox)
+	u.split = container.NewHSplit(left, u.Detail.root)
+	u.split.SetOffset(defaultSplit)
 	header := container.NewVBox(container.NewPadded(top), u.Banner.box)
-	return container.NewBorder(header, nil, nil, nil, split)
+	return container.NewBorder(header, nil, nil, nil, u.split)
 }
 
 func (u *UI) shortcuts() {
 	c := u.Window.Canvas()
 	focusSearch := func(fyne.Shortcut) { c.Focus(u.Search) }
 	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyF, Modifier: fyne.KeyModifierShortcutDefault}, focusSearch)
+	// Ctrl/Cmd+W closes the window (Keyport stays in the tray), as closing
+	// it with the window manager does.
+	c.AddShortcut(&desktop.CustomShortcut{KeyName: fyne.KeyW, Modifier: fyne.KeyModifierShortcutDefault},
+		func(fyne.Shortcut) { u.CloseWindow() })
 	c.SetOnTypedKey(func(ev *fyne.KeyEvent) {
+		if u.dialogKey(ev.Name) {
+			return // a dialog has the keyboard; Enter must not toggle behind it
+		}
 		if ev.Name == fyne.KeyReturn || ev.Name == fyne.KeyEnter {
 			u.toggleSelected()
 		}
@@ -471,7 +493,7 @@ func fyneDoAndWait(u *UI, f func()) {
 
 // showError shows err in a dialog titled with what failed.
 func (u *UI) showError(what string, err error) {
-	showErrorDialog(u.Window, what, err)
+	u.showDialog(what, dialog.NewError(fmt.Errorf("%s: %w", what, err), u.Window), nil)
 }
 
 // ShowWindow shows the main window and brings it to the front.
@@ -487,8 +509,10 @@ func (u *UI) Quit() {
 		return
 	}
 	u.quitting = true
+	save := u.prefsToSave()
 	u.Window.Hide()
 	u.bg(func() {
+		save()
 		u.Close()
 		u.do(u.fyne.Quit)
 	})
@@ -511,8 +535,10 @@ func (u *UI) QuitKeyport() {
 		return
 	}
 	u.quitting = true
+	save := u.prefsToSave()
 	u.Window.Hide()
 	u.bg(func() {
+		save()
 		if err := q.Quit(); err != nil {
 			fyne.LogError("quitting Keyport", err)
 		}

@@ -3,6 +3,8 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -238,7 +240,7 @@ func TestCredentialSetAndClear(t *testing.T) {
 	h := newHarness(t, core)
 	h.selectServer("warehouse")
 	ov := h.u.Detail.overview
-	if !strings.Contains(ov.Credential.Text, "Missing from the keychain: bearer") || !ov.SetCred.Visible() {
+	if !strings.Contains(ov.Credential.Text, "Missing from the keychain: Bearer token.") || !ov.SetCred.Visible() {
 		t.Fatalf("credential = %q, set button %t", ov.Credential.Text, ov.SetCred.Visible())
 	}
 	test.Tap(ov.SetCred)
@@ -252,7 +254,7 @@ func TestCredentialSetAndClear(t *testing.T) {
 	}
 	test.Type(d.Entries["bearer"], "s3cret-token")
 	test.Tap(d.Submit)
-	h.waitFor("credential set", func() bool { return strings.Contains(ov.Credential.Text, "Stored in your OS keychain") })
+	h.waitFor("credential set", func() bool { return ov.Credential.Text == "Stored in your OS keychain (Bearer token)." })
 	if !slices.Contains(core.Calls(), "SetSecret warehouse bearer (12 bytes)") {
 		t.Errorf("calls = %q", core.Calls())
 	}
@@ -470,7 +472,7 @@ func TestImportFromRegistry(t *testing.T) {
 func TestSettingsMenu(t *testing.T) {
 	t.Parallel()
 	var got []string
-	m := settingsMenu(false, true, "Only your own programs can use the proxies", func(on bool) { got = append(got, "autostart", map[bool]string{true: "on", false: "off"}[on]) },
+	m := settingsMenu(false, true, false, "Only your own programs can use the proxies", func(on bool) { got = append(got, "autostart", map[bool]string{true: "on", false: "off"}[on]) },
 		func(show bool) { got = append(got, "demo", map[bool]string{true: "show", false: "hide"}[show]) }, func() { got = append(got, "quit") })
 	lines := menuLines(m)
 	if !slices.Equal(lines, []string{"(disabled) Keyport " + app.Version, "(disabled) Only your own programs can use the proxies", "---", "[ ] Start Keyport at login", "[x] Show the demo server", "---", "[ ] Quit Keyport"}) {
@@ -483,6 +485,12 @@ func TestSettingsMenu(t *testing.T) {
 	}
 	if !slices.Equal(got, []string{"autostart", "on", "demo", "hide", "quit"}) {
 		t.Errorf("actions = %q", got)
+	}
+	// With servers of the user's own the demo cannot show: the item says
+	// so instead of doing nothing.
+	m = settingsMenu(false, false, true, "", func(bool) {}, func(bool) { t.Error("the demo item acted") }, func() {})
+	if lines := menuLines(m); lines[4] != "(disabled) Show the demo server (only while you have no servers)" {
+		t.Errorf("with servers: %q", lines)
 	}
 }
 
@@ -622,5 +630,69 @@ func TestToolsLoadErrorStays(t *testing.T) {
 	h.selectServer("github")
 	if strings.HasPrefix(tools.Status.Text, "Could not") || tools.Status.Importance == widget.DangerImportance {
 		t.Errorf("the next server shows the old error: %q", tools.Status.Text)
+	}
+}
+
+// TestToolsTabAsANewcomerMeetsIt: what the newcomer walk found in the
+// Tools tab. A saved policy says so and stays said (a refresh wiped it at
+// once); Enter in a pattern field saves; a server whose upstream does not
+// answer is not told to turn its proxy on; the demo's fixed policy is not
+// offered for editing.
+func TestToolsTabAsANewcomerMeetsIt(t *testing.T) {
+	core := fakecore.Sample()
+	h := newHarness(t, core)
+	h.selectServer("warehouse") // not running: no tool list
+	h.selectTab("Tools")
+	tools := h.u.Detail.tools
+	test.Type(tools.Deny, "drop_*")
+	h.settle()
+	tools.Deny.TypedKey(&fyne.KeyEvent{Name: fyne.KeyReturn})
+	h.waitFor("saved", func() bool { return slices.Contains(core.Calls(), "SetToolPolicy warehouse allow=[] deny=[drop_*]") })
+	core.Emit(app.Event{Kind: app.EventServers, Server: "warehouse"}) // the catalog reload that follows a save
+	h.settle()
+	if !strings.HasPrefix(tools.Status.Text, "Policy saved") || tools.Status.Importance != widget.SuccessImportance {
+		t.Errorf("after saving and a refresh the status says %q", tools.Status.Text)
+	}
+
+	h.selectServer("sentry") // on, upstream unreachable
+	if s := tools.Status.Text; strings.Contains(s, "Turn the proxy on") || !strings.Contains(s, "does not answer") {
+		t.Errorf("an unreachable server's Tools tab says %q", s)
+	}
+
+	h.selectServer("demo")
+	if !tools.Allow.Disabled() || !tools.Deny.Disabled() || !strings.Contains(tools.Status.Text, "demo's policy is fixed") {
+		t.Errorf("the demo's policy is editable (status %q)", tools.Status.Text)
+	}
+	h.selectServer("github")
+	if tools.Allow.Disabled() {
+		t.Error("a server's own policy is not editable after the demo was shown")
+	}
+}
+
+// TestClientWriteReadsAsSuccess: after Add, the row says what was written
+// in green, with what the client needs to notice it (it was amber, as if
+// something had gone wrong), and paths in the home read as ~/….
+func TestClientWriteReadsAsSuccess(t *testing.T) {
+	core := fakecore.Sample()
+	h := newHarness(t, core)
+	h.selectServer("linear")
+	h.selectTab("Clients")
+	ct := h.u.Detail.clients
+	test.Tap(ct.rows["claude"].Action)
+	h.waitFor("preview", func() bool { return ct.Preview != nil })
+	ct.Preview.Confirm()
+	h.waitFor("written", func() bool { return strings.HasPrefix(ct.rows["claude"].Note.Text, "Wrote") })
+	n := ct.rows["claude"].Note
+	if n.Importance != widget.SuccessImportance || !strings.Contains(n.Text, "Restart Claude Desktop") {
+		t.Errorf("note %q in importance %v", n.Text, n.Importance)
+	}
+	home, err := os.UserHomeDir()
+	if err == nil && home != "/" {
+		if got := tildePath(filepath.Join(home, ".cursor", "mcp.json")); got != "~/.cursor/mcp.json" {
+			t.Errorf("tildePath = %q", got)
+		}
+		if got := tildePath(home + "x/mcp.json"); got != home+"x/mcp.json" {
+			t.Errorf("tildePath of a sibling of home = %q", got)
+		}
 	}
 }

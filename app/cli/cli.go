@@ -50,16 +50,30 @@ type IO struct {
 // StdIO is the process's standard streams.
 func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
 
+// Program is the command's name in help and usage hints: the binary is
+// keyport, or keyport-cli (MainAs).
+const Program = "keyport"
+
 // Main runs the CLI with argv (without the program name) and returns the
 // process exit code.
 func Main(ctx context.Context, argv []string, stdio IO) int {
-	return MainWith(ctx, argv, stdio, app.Options{})
+	return MainAs(ctx, Program, argv, stdio)
+}
+
+// MainAs is Main for a binary named prog (keyport-cli): help and usage
+// hints name the command the user typed.
+func MainAs(ctx context.Context, prog string, argv []string, stdio IO) int {
+	return mainWith(ctx, prog, argv, stdio, app.Options{})
 }
 
 // MainWith is Main with the App's options (tests point it at a temp config
 // dir and a test keychain).
 func MainWith(ctx context.Context, argv []string, stdio IO, opts app.Options) int {
-	env := &env{io: stdio, opts: opts}
+	return mainWith(ctx, Program, argv, stdio, opts)
+}
+
+func mainWith(ctx context.Context, prog string, argv []string, stdio IO, opts app.Options) int {
+	env := &env{io: stdio, opts: opts, prog: prog}
 	defer env.close()
 	root := newRoot(env)
 	root.SetArgs(argv)
@@ -70,19 +84,21 @@ func MainWith(ctx context.Context, argv []string, stdio IO, opts app.Options) in
 	fmt.Fprintf(stdio.Err, "keyport: %v\n", err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(stdio.Err, "Run 'keyport %s --help' for usage.\n", commandPath(root, argv))
+		fmt.Fprintf(stdio.Err, "Run '%s --help' for usage.\n", commandPath(root, argv))
 		return ExitUsage
 	}
 	return ExitFailure
 }
 
-// commandPath names the subcommand argv selects, for the usage hint.
+// commandPath is the command argv selects, as the user types it ("keyport
+// secret set"), for the usage hint: the deepest verb found, even when its
+// arguments are wrong, else the program itself.
 func commandPath(root *cobra.Command, argv []string) string {
-	cmd, _, err := root.Find(argv)
-	if err != nil || cmd == root {
-		return ""
+	cmd, _, _ := root.Find(argv)
+	if cmd == nil {
+		return root.Name()
 	}
-	return cmd.CommandPath()[len(root.Name())+1:]
+	return cmd.CommandPath()
 }
 
 // env is what every command shares: the streams and the App, created on
@@ -90,6 +106,7 @@ func commandPath(root *cobra.Command, argv []string) string {
 type env struct {
 	io   IO
 	opts app.Options
+	prog string // the program's name; "" is Program
 	a    *app.App
 }
 
@@ -144,13 +161,24 @@ func NewRoot(stdio IO) *cobra.Command { return newRoot(&env{io: stdio}) }
 
 func newRoot(e *env) *cobra.Command {
 	stdio := e.io
-	root := &cobra.Command{
-		Use:   "keyport",
-		Short: "Secure local access to remote MCP servers",
-		Long: `Keyport gives your AI clients secure, convenient access to remote MCP servers.
+	prog := e.prog
+	if prog == "" {
+		prog = Program
+	}
+	long := `Keyport gives your AI clients secure, convenient access to remote MCP servers.
 
 Run keyport with no arguments to open the tray app. The same binary is a CLI:
-every verb below works without a graphical session.`,
+every verb below works without a graphical session.`
+	if prog != Program {
+		long = `Keyport gives your AI clients secure, convenient access to remote MCP servers.
+
+` + prog + ` is Keyport's command line without the desktop app (run keyport
+to open the tray app); every verb below works without a graphical session.`
+	}
+	root := &cobra.Command{
+		Use:           prog,
+		Short:         "Secure local access to remote MCP servers",
+		Long:          long,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       app.Version,

@@ -76,3 +76,36 @@ func TestOAuthClientMetadata(t *testing.T) {
 		t.Errorf("an http URL: exit %d, %q", code, errOut)
 	}
 }
+
+// TestUsageHintsAreExact: the hint after a usage error is a command the
+// user can paste as it is, for keyport and keyport-cli alike (it read
+// "Run 'keyport  --help' for usage." for an unknown verb).
+func TestUsageHintsAreExact(t *testing.T) {
+	t.Parallel()
+	for _, prog := range []string{"keyport", "keyport-cli"} {
+		for _, tt := range []struct {
+			argv []string
+			want string
+		}{
+			{[]string{"bogus"}, "Run '" + prog + " --help' for usage.\n"},
+			{[]string{"--bogus"}, "Run '" + prog + " --help' for usage.\n"},
+			{[]string{"ls", "--bogus"}, "Run '" + prog + " ls --help' for usage.\n"},
+			{[]string{"ls", "extra"}, "Run '" + prog + " ls --help' for usage.\n"},
+			{[]string{"secret", "bogus"}, "Run '" + prog + " secret --help' for usage.\n"},
+			{[]string{"secret", "set"}, "Run '" + prog + " secret set --help' for usage.\n"},
+			{[]string{"registry", "import"}, "Run '" + prog + " registry import --help' for usage.\n"},
+		} {
+			var out, errb bytes.Buffer
+			code := mainWith(context.Background(), prog, tt.argv, IO{In: strings.NewReader(""), Out: &out, Err: &errb}, newCLIEnv(t).opts)
+			lines := strings.SplitAfter(errb.String(), "\n")
+			if code != ExitUsage || len(lines) < 2 || lines[len(lines)-2] != tt.want {
+				t.Errorf("%s %q: exit %d, stderr %q; want the last line %q", prog, tt.argv, code, errb.String(), tt.want)
+			}
+		}
+	}
+	var out, errb bytes.Buffer
+	mainWith(context.Background(), "keyport-cli", []string{"bogus"}, IO{In: strings.NewReader(""), Out: &out, Err: &errb}, newCLIEnv(t).opts)
+	if !strings.Contains(errb.String(), `unknown command "bogus" for "keyport-cli"`) {
+		t.Errorf("keyport-cli bogus: %q", errb.String())
+	}
+}

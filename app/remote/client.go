@@ -17,7 +17,7 @@ import (
 )
 
 // quickTimeout bounds the calls the GUI makes on its own goroutine and that
-// cannot report an error (Clients, AuditPath, Autostart).
+// cannot report an error (Clients, AuditPath, Autostart, WindowPrefs).
 const quickTimeout = 2 * time.Second
 
 // quitTimeout bounds Quit.
@@ -536,4 +536,18 @@ func (c *Client) Autostart() bool {
 // SetAutostart sets whether Keyport starts at login.
 func (c *Client) SetAutostart(on bool) error {
 	return c.call(context.Background(), "SetAutostart", onArgs{On: on}, nil)
+}
+
+// WindowPrefs returns the window's recorded size and divider position;
+// zero (the window picks its own) when the server does not answer within
+// a moment.
+func (c *Client) WindowPrefs() app.WindowPrefs {
+	var v app.WindowPrefs
+	_ = c.quick("WindowPrefs", noArgs{}, &v)
+	return v
+}
+
+// SetWindowPrefs records the window's size and divider position.
+func (c *Client) SetWindowPrefs(p app.WindowPrefs) error {
+	return c.call(context.Background(), "SetWindowPrefs", p, nil)
 }

@@ -216,6 +216,13 @@ func (f *fakeBackend) Autostart() bool {
 	return true
 }
 func (f *fakeBackend) SetAutostart(on bool) error { return f.record("SetAutostart %v", on) }
+func (f *fakeBackend) WindowPrefs() app.WindowPrefs {
+	f.record("WindowPrefs")
+	return app.WindowPrefs{Width: 1200, Height: 760, Split: 0.4}
+}
+func (f *fakeBackend) SetWindowPrefs(p app.WindowPrefs) error {
+	return f.record("SetWindowPrefs %gx%g %g", p.Width, p.Height, p.Split)
+}
 func (f *fakeBackend) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

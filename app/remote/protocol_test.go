@@ -87,6 +87,11 @@ func TestEveryMethodRoundTrips(t *testing.T) {
 		{"SetDemoHidden", func() (any, error) { return nil, c.SetDemoHidden(true) }, "SetDemoHidden true", nil},
 		{"Autostart", func() (any, error) { return c.Autostart(), nil }, "Autostart", true},
 		{"SetAutostart", func() (any, error) { return nil, c.SetAutostart(false) }, "SetAutostart false", nil},
+		{"WindowPrefs", func() (any, error) { return c.WindowPrefs(), nil }, "WindowPrefs", app.WindowPrefs{Width: 1200, Height: 760, Split: 0.4}},
+		{"SetWindowPrefs", func() (any, error) {
+			return nil, c.SetWindowPrefs(app.WindowPrefs{Width: 1000, Height: 700, Split: 0.35})
+		},
+			"SetWindowPrefs 1000x700 0.35", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -123,6 +123,11 @@ type Backend interface {
 	Autostart() bool
 	SetAutostart(on bool) error
 
+	// WindowPrefs and SetWindowPrefs read and record the window's size and
+	// divider position (state.json), so the window opens as it was left.
+	WindowPrefs() app.WindowPrefs
+	SetWindowPrefs(p app.WindowPrefs) error
+
 	// Close releases the core: *app.App stops every proxy gracefully; a
 	// Client only closes its connection (the tray keeps running).
 	Close() error

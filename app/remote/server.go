@@ -129,6 +129,13 @@ func (s *Server) Raise() {
 	}
 }
 
+// Connected reports how many windows are connected.
+func (s *Server) Connected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close stops accepting, ends every connection (cancelling the requests
 // in flight: a running sign-in stops) and waits for their goroutines. The
 // Backend stays as it is. It is safe to call more than once, and from
@@ -471,6 +478,12 @@ var handlers = map[string]handler{
 	}),
 	"SetAutostart": method(func(_ context.Context, s *Server, p onArgs) (any, error) {
 		return nil, s.b.SetAutostart(p.On)
+	}),
+	"WindowPrefs": method(func(_ context.Context, s *Server, _ noArgs) (any, error) {
+		return s.b.WindowPrefs(), nil
+	}),
+	"SetWindowPrefs": method(func(_ context.Context, s *Server, p app.WindowPrefs) (any, error) {
+		return nil, s.b.SetWindowPrefs(p)
 	}),
 	"Quit": method(func(_ context.Context, s *Server, _ noArgs) (any, error) {
 		if s.onQuit == nil {

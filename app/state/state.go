@@ -84,6 +84,9 @@ type Client struct {
 type Window struct {
 	Width  float32 `json:"width,omitempty"`
 	Height float32 `json:"height,omitempty"`
+	// Split is the server list's share of the window's width (0 to 1; 0:
+	// not recorded).
+	Split float64 `json:"split,omitempty"`
 	// Tab is the last selected tab.
 	Tab string `json:"tab,omitempty"`
 	// StartHidden starts the app in the tray without opening the window.
@@ -163,6 +166,11 @@ func (s *State) Check() error {
 	}
 	if s.Window.Width < 0 || s.Window.Height < 0 {
 		return fmt.Errorf("window: negative size %gx%g", s.Window.Width, s.Window.Height)
+	}
+	if !(s.Window.Split >= 0 && s.Window.Split <= 1) {
+		// A window preference is not worth setting the whole state aside
+		// for: forget it, and the window picks its own.
+		s.Window.Split = 0
 	}
 	return nil
 }

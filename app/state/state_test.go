@@ -266,3 +266,22 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestBadSplitForgotten: a divider position outside 0–1 in state.json is a
+// window preference gone wrong, not a corrupt state: it is forgotten and
+// everything else (the proxies the user left on) is kept.
+func TestBadSplitForgotten(t *testing.T) {
+	dir := t.TempDir()
+	body := `{"version": 1, "proxies": {"github": {"enabled": true, "port": 8931}}, "window": {"width": 1000, "height": 700, "split": 7}}`
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, warn, err := Load(dir)
+	if err != nil || warn != nil {
+		t.Fatalf("Load: %v, warning %v", err, warn)
+	}
+	st := s.Get()
+	if st.Window.Split != 0 || st.Window.Width != 1000 || !st.Proxies["github"].Enabled {
+		t.Errorf("state = %+v, want the split forgotten and the rest kept", st)
+	}
+}

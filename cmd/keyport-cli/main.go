@@ -21,7 +21,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], cli.StdIO())
+	code := cli.MainAs(ctx, "keyport-cli", os.Args[1:], cli.StdIO())
 	stop()
 	os.Exit(code)
 }

@@ -52,4 +52,10 @@ func TestRunsAsTheCLI(t *testing.T) {
 	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "name a server") {
 		t.Errorf("keyport-cli connect without a server: exit %d, %q", cmd.ProcessState.ExitCode(), out)
 	}
+	// Its usage hints name it, not keyport (which may not be on PATH).
+	cmd = exec.Command(bin, "bogus")
+	out, _ = cmd.CombinedOutput()
+	if cmd.ProcessState.ExitCode() != 2 || !strings.HasSuffix(string(out), "\nRun 'keyport-cli --help' for usage.\n") {
+		t.Errorf("keyport-cli bogus: exit %d, %q", cmd.ProcessState.ExitCode(), out)
+	}
 }

@@ -31,6 +31,7 @@ type Core struct {
 	nextSub    int
 	calls      []string
 	autostart  bool
+	window     app.WindowPrefs
 	demoHidden bool
 	demo       *app.ServerView
 
@@ -701,6 +702,22 @@ func (c *Core) ResetPins(name string) (int, error) {
 	c.mu.Unlock()
 	c.emit(app.Event{Kind: app.EventServers, Server: name})
 	return n, nil
+}
+
+// WindowPrefs returns the window preferences last set.
+func (c *Core) WindowPrefs() app.WindowPrefs {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.window
+}
+
+// SetWindowPrefs records them.
+func (c *Core) SetWindowPrefs(p app.WindowPrefs) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.record("SetWindowPrefs %gx%g %.2f", p.Width, p.Height, p.Split)
+	c.window = p
+	return nil
 }
 
 // Close counts the call.

@@ -84,13 +84,16 @@ func TestWindowOutlivesATrayCrash(t *testing.T) {
 
 // startXvfb starts an X server on a free display until the test ends and
 // returns its DISPLAY.
-func startXvfb(t *testing.T) string {
+func startXvfb(t *testing.T) string { return startXvfbSized(t, "1280x800") }
+
+// startXvfbSized is startXvfb with a screen of the given size (WxH).
+func startXvfbSized(t *testing.T, size string) string {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "1280x800x24", "-nolisten", "tcp")
+	x := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", size+"x24", "-nolisten", "tcp")
 	x.ExtraFiles = []*os.File{w}
 	if err := x.Start(); err != nil {
 		t.Fatal(err)

@@ -156,19 +156,20 @@ func RunWindow(core ui.Core, opts WindowOptions) error {
 				fyne.Do(fa.Quit)
 			}()
 		})
-		u.ShowWindow()
+		showPlaced(u)
 		run()
 		if shotErr != nil {
 			return fmt.Errorf("screenshots: %w", shotErr)
 		}
 		return nil
 	}
+	defer serveLayout(u)()
 	if p := os.Getenv(EnvReadyFile); p != "" {
 		fa.Lifecycle().SetOnStarted(func() {
 			_ = os.WriteFile(p, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
 		})
 	}
-	u.ShowWindow()
+	showPlaced(u)
 	run()
 	return nil
 }
@@ -190,6 +191,11 @@ func StartKeyport() error {
 
 // EnvScreenshots names the folder make screenshot collects PNGs in.
 const EnvScreenshots = "KEYPORT_SCREENSHOTS"
+
+// EnvTestLayout names a file the window process writes the positions of
+// its named widgets to (ui.Layout, JSON) on each SIGUSR1: the hook of the
+// real-window test (TestFirstMinuteInTheRealWindow). Unset, it is inert.
+const EnvTestLayout = "KEYPORT_TEST_LAYOUT"
 
 // captureX grabs the top-left width×height pixels of the X display (where
 // the window sits under a bare Xvfb with no window manager) with ImageMagick.

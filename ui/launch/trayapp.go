@@ -65,7 +65,7 @@ func RunTray(core *app.App, opts TrayOptions) error {
 		OpenURL: oauth.BrowserOpener(os.Getenv),
 		OnQuit:  quit,
 	})
-	win := &windowProcess{exe: exe, raise: srv.Raise}
+	win := &windowProcess{exe: exe, raise: srv.Raise, connected: func() bool { return srv.Connected() > 0 }}
 	if os.Getenv(EnvScreenshots) != "" {
 		// make screenshot: the window writes its PNGs and quits; so do we.
 		win.onExit = quit
@@ -135,18 +135,41 @@ type windowProcess struct {
 	exe    string
 	raise  func() // bring a running window to the front
 	onExit func() // called when a window process ends (may be nil)
+	// connected reports whether a window is connected to the control
+	// socket; nil: assume the running window process is.
+	connected func() bool
 
 	mu      sync.Mutex
 	running bool
 	done    chan struct{}
 }
 
+// closingGrace bounds the wait for a window process that is closing
+// before a new one starts.
+const closingGrace = 5 * time.Second
+
 // open shows the window: it brings a running one forward or starts one.
 func (w *windowProcess) open() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.running {
-		w.raise()
+		if w.connected == nil || w.connected() {
+			w.raise()
+			return
+		}
+		// Running but not connected: the window is closing (its
+		// connection ends before its process) or still starting. Asked
+		// for right after the user closed it, a new one must open once
+		// the old process is gone; a starting one shows by itself.
+		done := w.done
+		go func() {
+			select {
+			case <-done:
+				w.open()
+			case <-time.After(closingGrace):
+				w.raise()
+			}
+		}()
 		return
 	}
 	cmd := exec.Command(w.exe, ArgWindow)
