@@ -29,6 +29,7 @@ type appRuntime struct {
 	started     bool
 	lastTraffic map[string]int64  // requests+errors+denials last seen, per server
 	startErrs   map[string]string // why a proxy the user turned on could not start
+	elsewhere   map[string]bool   // proxies another Keyport process serves on their port (portwait.go)
 }
 
 // manager returns the proxy manager, creating it on first use.
@@ -268,6 +269,9 @@ func (a *App) startProxy(ctx context.Context, name string) error {
 	} else {
 		st, err = mgr.Start(a.runContext(), cfg)
 	}
+	if err != nil && a.servedElsewhere(name, cfg.Port, err) {
+		return nil // portwait.go: taken over once the other process ends
+	}
 	a.setStartErr(name, err)
 	if err != nil {
 		a.publish(Event{Kind: EventServers, Server: name})
@@ -397,6 +401,9 @@ func (a *App) fillProxyStatus(v *ServerView) {
 	a.rtMu.Unlock()
 	if startErr != "" && v.Enabled {
 		v.State, v.LastError = ProxyError, startErr
+		if a.isServedElsewhere(v.Name) {
+			v.State = ProxyRunning // by another Keyport process, on this port
+		}
 		return
 	}
 	if mgr != nil {

@@ -2,9 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"keyport/app"
 )
 
 func newConfigCmd(e *env) *cobra.Command {
@@ -29,9 +32,10 @@ CLIENT is one of claude (Claude Desktop; stdio only, so its entry runs
 windsurf or gemini. A PATH is written in the format its location implies
 (.vscode/ uses "servers", anything else "mcpServers").
 
-Remote-capable clients get the URL of the server's persistent local proxy:
-turn it on in the app (or run 'keyport proxy NAME -p PORT') for them to
-connect.`,
+Remote-capable clients get the URL of the server's persistent local proxy,
+on the port Keyport assigned to the server: turn it on in the app (or run
+'keyport proxy NAME', which serves that port) for them to connect. config
+says whether each endpoint runs now.`,
 		Example: `  keyport config github
   keyport config github --client-config=cursor
   keyport config --labels team=data --client-config=claude
@@ -62,20 +66,28 @@ connect.`,
 				if err != nil {
 					return usage(err)
 				}
-				_, err = out.Write(block)
-				return err
+				if _, err = out.Write(block); err != nil {
+					return err
+				}
+				// The block is for pasting: the endpoints' state goes to stderr.
+				return printEndpoints(cmd.ErrOrStderr(), a, servers)
 			}
 			cwd, _ := os.Getwd()
-			path, restart, err := a.ConfigureClient(clientConfig, servers, jsonFormat, cwd)
+			done, err := a.ConfigureClient(clientConfig, servers, jsonFormat, cwd)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "Updated client configuration at: %s\n", path)
+			fmt.Fprintf(out, "Updated client configuration at: %s\n", done.Path)
+			restart := done.Restart
 			if restart == "" {
 				restart = "Restart the client (or reload its MCP servers) to pick up the change."
 			}
 			fmt.Fprintln(out, restart)
-			return nil
+			if !done.Remote {
+				_, err := fmt.Fprintln(out, "The client starts 'keyport connect NAME' for each entry itself: nothing else needs to run.")
+				return err
+			}
+			return printEndpoints(out, a, servers)
 		},
 		ValidArgsFunction: e.completeServers,
 	}
@@ -85,4 +97,21 @@ connect.`,
 	f.StringVar(&clientConfig, "client-config", "", "the client to update: claude, cursor, claude-code, vscode, vscode-insiders, windsurf, gemini, or a file PATH")
 	f.StringVar(&jsonFormat, "json-format", "auto", "layout of the entries: pretty, compact, or auto (match the file)")
 	return cmd
+}
+
+// printEndpoints says, per server, whether the local endpoint its client
+// entries point at is running now, and how to start it when it is not.
+func printEndpoints(w io.Writer, a *app.App, servers []string) error {
+	for _, name := range servers {
+		e, err := a.Endpoint(name)
+		if err != nil {
+			return err
+		}
+		if e.Running {
+			fmt.Fprintf(w, "%s: %s is running.\n", name, e.URL)
+			continue
+		}
+		fmt.Fprintf(w, "%s: %s is not running: turn %s on in the Keyport app, or run 'keyport proxy %s'.\n", name, e.URL, name, name)
+	}
+	return nil
 }

@@ -31,7 +31,9 @@ then lets requests in flight finish for up to 5 seconds.
 
 With NAME, the server comes from your catalog (servers.yaml), and an edit
 of it there (its policy, its URL) applies to the running proxy without
-dropping a connection. With
+dropping a connection. Without -p it listens on the port Keyport assigned to
+the server, the one 'keyport config' writes into client entries, so those
+clients connect to it. With
 --upstream instead, any server URL is proxied without credentials; the tool
 policy is given with --allow and --deny and the audit log with --audit.
 
@@ -90,7 +92,7 @@ is allowed.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&upstream, "upstream", "", "proxy this streamable-HTTP MCP URL instead of a catalog server")
-	f.IntVarP(&port, "port", "p", 0, "local port to listen on (default: a free port)")
+	f.IntVarP(&port, "port", "p", 0, "local port to listen on (default: the server's assigned port, which client entries use; a free port with --upstream)")
 	f.StringVar(&name, "name", "", "the server's name in messages and the audit log (default: the URL's host)")
 	f.StringArrayVar(&allow, "allow", nil, "allow only tools matching this pattern (repeatable)")
 	f.StringArrayVar(&deny, "deny", nil, "deny tools matching this pattern (repeatable; deny wins)")
