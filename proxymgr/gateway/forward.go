@@ -27,6 +27,10 @@ type call struct {
 	overrides []string // what the profile changed about it: rename, description
 	header    http.Header
 	token     any // the client's progress token
+
+	// closeStream closes the client's stream of this request, telling it
+	// to come back after a pause (the member did so: SEP-1699 polling).
+	closeStream func(mcp.CloseSSEStreamArgs)
 }
 
 // forward answers one client request (the receiving middleware of both
@@ -271,8 +275,11 @@ func (g *Gateway) callTool(ctx context.Context, ss *mcp.ServerSession, req *mcp.
 		return nil, g.unavailableError(rt.mc, err)
 	}
 	c := &call{ctx: ctx, ss: ss, exposed: p.Name, overrides: rt.overrides}
-	if ex := req.GetExtra(); ex != nil && ex.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
-		c.header = ex.Header
+	if ex := req.GetExtra(); ex != nil {
+		c.closeStream = ex.CloseSSEStream
+		if ex.Header.Get("Mcp-Protocol-Version") >= "2026-07-28" {
+			c.header = ex.Header
+		}
 	}
 	params := &mcp.CallToolParams{Name: rt.name, InputResponses: p.InputResponses, RequestState: p.RequestState}
 	if len(p.Arguments) > 0 {

@@ -62,6 +62,9 @@ type Gateway struct {
 
 	tokens atomic.Int64
 
+	mirrorMu sync.Mutex
+	mirrored map[string]string // tools with Mcp-Param headers on the stateless server (headers.go)
+
 	subsMu   sync.Mutex
 	poolSubs map[string]int // stateless listeners per resource URI
 

@@ -266,6 +266,9 @@ func (s *memberSet) listTools(ctx context.Context, p *mcp.ListToolsParams) (*mcp
 	s.mu.Lock()
 	s.routes.tools = rts
 	s.mu.Unlock()
+	if s.owner == nil {
+		s.g.mirrorHeaderTools(tools)
+	}
 	return &mcp.ListToolsResult{Tools: tools, Cacheable: mergedCache(ls)}, nil
 }
 

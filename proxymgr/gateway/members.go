@@ -54,24 +54,9 @@ func (mc *memberConn) connect(ctx context.Context) (*mcp.ClientSession, error) {
 			caps = &cp
 		}
 		opts.Capabilities = caps
-		if caps.Sampling != nil {
-			opts.CreateMessageWithToolsHandler = func(ctx context.Context, r *mcp.CreateMessageWithToolsRequest) (*mcp.CreateMessageWithToolsResult, error) {
-				res, err := mc.ask(ctx, "sampling/createMessage", r.Params)
-				if err != nil {
-					return nil, err
-				}
-				return res.(*mcp.CreateMessageWithToolsResult), nil
-			}
-		}
-		if caps.Elicitation != nil {
-			opts.ElicitationHandler = func(ctx context.Context, r *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-				res, err := mc.ask(ctx, "elicitation/create", r.Params)
-				if err != nil {
-					return nil, err
-				}
-				return res.(*mcp.ElicitResult), nil
-			}
-		}
+		// Sampling and elicitation are relayed as they are (the receiving
+		// middleware below): the go-sdk client's own handling would check
+		// and complete what only the real client should.
 	} else {
 		// Stateless requests carry their client's capabilities in _meta,
 		// and input_required results go back to that client as they are.
@@ -85,7 +70,8 @@ func (mc *memberConn) connect(ctx context.Context) (*mcp.ClientSession, error) {
 	})
 	c.AddReceivingMiddleware(func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
-			if method == "roots/list" {
+			switch method {
+			case "roots/list", "elicitation/create", "sampling/createMessage":
 				return mc.ask(ctx, method, req.GetParams())
 			}
 			return next(ctx, method, req)

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"strconv"
+	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -27,6 +29,9 @@ type callStream struct {
 	out bytes.Buffer // filtered events ready to be read
 	evt bytes.Buffer // the event being read
 	err error
+
+	retry    time.Duration // the member's last retry field
+	answered bool          // the response passed
 }
 
 func newCallStream(g *Gateway, c *call, body io.ReadCloser) *callStream {
@@ -44,6 +49,11 @@ func (s *callStream) Read(p []byte) (int, error) {
 		if err != nil {
 			s.flush()
 			s.err = err
+			if err == io.EOF && !s.answered && s.retry > 0 && s.c.closeStream != nil {
+				// The member closed the stream before answering, asking the
+				// gateway to come back (SEP-1699): the client is told the same.
+				s.c.closeStream(mcp.CloseSSEStreamArgs{RetryAfter: s.retry})
+			}
 			break
 		}
 		if len(bytes.TrimRight(line, "\r\n")) == 0 { // end of an event
@@ -63,6 +73,7 @@ func (s *callStream) Close() error { return s.src.Close() }
 func (s *callStream) flush() {
 	evt := s.evt.Bytes()
 	if len(evt) > 0 && !s.relayed(evt) {
+		s.note(evt)
 		s.out.Write(evt)
 	}
 	s.evt.Reset()
@@ -117,4 +128,24 @@ func (s *callStream) relayed(evt []byte) bool {
 		return true
 	}
 	return false
+}
+
+var (
+	retryField  = []byte("retry:")
+	resultField = []byte(`"result"`)
+	errorField  = []byte(`"error"`)
+)
+
+// note remembers the retry field and whether the response passed.
+func (s *callStream) note(evt []byte) {
+	for _, line := range bytes.Split(evt, []byte("\n")) {
+		if v, ok := bytes.CutPrefix(bytes.TrimRight(line, "\r"), retryField); ok {
+			if ms, err := strconv.Atoi(string(bytes.TrimSpace(v))); err == nil && ms >= 0 {
+				s.retry = time.Duration(ms) * time.Millisecond
+			}
+		}
+	}
+	if bytes.Contains(evt, resultField) || bytes.Contains(evt, errorField) {
+		s.answered = true
+	}
 }
