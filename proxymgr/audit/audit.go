@@ -59,22 +59,28 @@ const (
 
 // Event is one audit record.
 type Event struct {
-	Time            time.Time       `json:"time"`
-	Type            string          `json:"event"`
-	Server          string          `json:"server"`
-	Session         string          `json:"session,omitempty"`
-	ClientName      string          `json:"client_name,omitempty"`
-	ClientVersion   string          `json:"client_version,omitempty"`
-	ProtocolVersion string          `json:"protocol_version,omitempty"`
-	Method          string          `json:"method,omitempty"`
-	ID              json.RawMessage `json:"id,omitempty"`
-	Tool            string          `json:"tool,omitempty"`
-	ParamsSize      int             `json:"params_size,omitempty"`
-	Params          json.RawMessage `json:"params,omitempty"` // as sent; the Writer applies Config.Params
-	DurationMS      float64         `json:"duration_ms"`
-	Outcome         string          `json:"outcome"`
-	Error           string          `json:"error,omitempty"`
-	Status          int             `json:"http_status,omitempty"`
+	Time            time.Time `json:"time"`
+	Type            string    `json:"event"`
+	Server          string    `json:"server"`
+	Session         string    `json:"session,omitempty"`
+	ClientName      string    `json:"client_name,omitempty"`
+	ClientVersion   string    `json:"client_version,omitempty"`
+	ProtocolVersion string    `json:"protocol_version,omitempty"`
+	// Via says how the request reached the proxy when a Keyport profile
+	// endpoint sent it: "profile NAME", plus "; tool=NAME" (the tool as
+	// the client called it) and "; overrides=rename,description" when the
+	// profile renamed it or replaced its description. It is what the
+	// profile endpoint says, for attribution.
+	Via        string          `json:"via,omitempty"`
+	Method     string          `json:"method,omitempty"`
+	ID         json.RawMessage `json:"id,omitempty"`
+	Tool       string          `json:"tool,omitempty"`
+	ParamsSize int             `json:"params_size,omitempty"`
+	Params     json.RawMessage `json:"params,omitempty"` // as sent; the Writer applies Config.Params
+	DurationMS float64         `json:"duration_ms"`
+	Outcome    string          `json:"outcome"`
+	Error      string          `json:"error,omitempty"`
+	Status     int             `json:"http_status,omitempty"`
 }
 
 // Config configures the audit log.

@@ -37,11 +37,12 @@ type server struct {
 	addr  string
 	cfg   proxymgr.Config
 
-	mu    sync.Mutex
-	srv   *http.Server
-	mcp   *mcp.Server
-	calls []string // tools the server ran
-	proxy *proxymgr.Proxy
+	mu     sync.Mutex
+	srv    *http.Server
+	mcp    *mcp.Server
+	calls  []string // tools the server ran
+	leaked bool     // a request carried the gateway's Keyport-Profile header
+	proxy  *proxymgr.Proxy
 }
 
 // newServer starts name's server (setup adds its features) and its proxy.
@@ -73,7 +74,14 @@ func (s *server) serve(ln net.Listener) {
 	m := mcp.NewServer(&mcp.Implementation{Name: s.name, Version: "1"}, s.opts)
 	s.setup(m)
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return m }, &s.http)
-	srv := &http.Server{Handler: h}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Keyport-Profile") != "" {
+			s.mu.Lock()
+			s.leaked = true
+			s.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})}
 	s.mu.Lock()
 	s.srv, s.mcp = srv, m
 	s.mu.Unlock()

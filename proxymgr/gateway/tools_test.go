@@ -3,11 +3,15 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"keyport/proxymgr"
 )
 
 // TestToolsMergedRenamedAndRouted: three servers behind their proxies; the
@@ -19,6 +23,8 @@ func TestToolsMergedRenamedAndRouted(t *testing.T) {
 	t.Parallel()
 	gh := newServer(t, "github", nil, func(s *server, m *mcp.Server) { addEcho(s, m, "search", "list_issues", "create_issue", "delete_repo") })
 	gh.cfg.Policy.Deny = []string{"delete_*"}
+	auditFile := filepath.Join(t.TempDir(), "github.jsonl")
+	gh.cfg.Audit = proxymgr.AuditConfig{File: auditFile}
 	gh.stopProxy()
 	gh.startProxy()
 	lin := newServer(t, "linear", nil, func(s *server, m *mcp.Server) { addEcho(s, m, "search", "list_projects") })
@@ -63,5 +69,28 @@ func TestToolsMergedRenamedAndRouted(t *testing.T) {
 	slices.Sort(ran)
 	if !slices.Equal(ran, []string{"list_issues", "search"}) {
 		t.Errorf("github ran %v; want search and list_issues only", ran)
+	}
+
+	// The server's own proxy audits every call once, naming the profile
+	// and what it changed; the server never sees that header.
+	auditWant := `"tool":"list_issues"`
+	waitFor(t, "the audit line of the renamed call", func() bool {
+		b, _ := os.ReadFile(auditFile)
+		return strings.Contains(string(b), auditWant)
+	})
+	b, _ := os.ReadFile(auditFile)
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, auditWant) && !strings.Contains(line, `"via":"profile test; tool=issues; overrides=rename,description"`) {
+			t.Errorf("the audit line of the renamed call lacks the profile's attribution: %s", line)
+		}
+	}
+	if strings.Count(string(b), auditWant) != 1 {
+		t.Errorf("the renamed call is audited %d times; auditWant once:\n%s", strings.Count(string(b), auditWant), b)
+	}
+	gh.mu.Lock()
+	leaked := gh.leaked
+	gh.mu.Unlock()
+	if leaked {
+		t.Error("the server received the Keyport-Profile header")
 	}
 }
