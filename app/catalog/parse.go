@@ -33,6 +33,8 @@ type Catalog struct {
 	// Registries as written in the file (see RegistrySources for the
 	// effective list).
 	Registries []Registry
+	// Profiles in file order, checked against Servers (profiles.go).
+	Profiles []Profile
 }
 
 // Registry is an MCP Registry (v0.1 API) to search and import from.
@@ -227,9 +229,16 @@ func (p *parser) file(doc *yaml.Node, cat *Catalog) {
 		p.syntax = true // an edit could not know which one to keep
 		return
 	}
+	var profiles *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], deref(root.Content[i+1])
 		switch k.Value {
+		case "profiles": // after servers, which they refer to
+			if !isNull(v) && v.Kind != yaml.SequenceNode {
+				p.add(v.Line, "profiles", "must be a list of profiles (- name: ...)")
+				continue
+			}
+			profiles = v
 		case "servers":
 			if isNull(v) {
 				continue
@@ -250,8 +259,11 @@ func (p *parser) file(doc *yaml.Node, cat *Catalog) {
 			}
 			p.registries(v, cat)
 		default:
-			p.unknown(k, k.Value, []string{"servers", "registries"})
+			p.unknown(k, k.Value, []string{"servers", "registries", "profiles"})
 		}
+	}
+	if !isNull(profiles) {
+		p.profiles(profiles, cat)
 	}
 }
 
