@@ -51,7 +51,7 @@ func (a *App) BridgeTarget(name string, log *slog.Logger) (BridgeTarget, error) 
 	// free port does for the bridge itself when another program holds it.
 	own := &ownProxy{a: a, name: name, log: log, port: a.state.Get().Proxies[name].Port, anyPort: true}
 	if p := a.state.Get().Proxies[name]; p.Enabled && p.Port != 0 && probeProxy(p.Port, name) {
-		f := &failover{name: name, shared: localURL(p.Port), own: own}
+		f := &failover{name: name, shared: localURL(p.Port), own: own, log: log}
 		return BridgeTarget{URL: f.shared, Shared: true, Transport: f.wrap, Close: own.close}, nil
 	}
 	u, err := own.start()
@@ -242,7 +242,8 @@ func (o *ownProxy) close(ctx context.Context) error {
 type failover struct {
 	name   string
 	shared string
-	own    *ownProxy
+	own    interface{ start() (string, error) } // an *ownProxy or *ownProfile
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	current string // the own proxy's URL once taken over
@@ -283,7 +284,7 @@ func (f *failover) takeOver() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f.own.log.Warn("Keyport's proxy stopped answering; this bridge now runs its own", "server", f.name, "url", u)
+	f.log.Warn("Keyport's proxy stopped answering; this bridge now runs its own", "server", f.name, "url", u)
 	f.current = u
 	return u, nil
 }

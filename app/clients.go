@@ -415,15 +415,20 @@ type ConfiguredClient struct {
 // spec names (a client id, or a file path whose format follows the path),
 // laid out per format (pretty, compact or auto).
 func (a *App) ConfigureClient(spec string, servers []string, format, cwd string) (ConfiguredClient, error) {
+	wants, err := a.wants(servers)
+	if err != nil {
+		return ConfiguredClient{}, err
+	}
+	return a.configure(spec, wants, format, cwd)
+}
+
+// configure installs entries into the client config spec names.
+func (a *App) configure(spec string, wants []clientcfg.Want, format, cwd string) (ConfiguredClient, error) {
 	f, err := clientcfg.ParseJSONFormat(format)
 	if err != nil {
 		return ConfiguredClient{}, err
 	}
 	t, err := clientcfg.ParseClientConfig(spec, a.clientEnv(), cwd)
-	if err != nil {
-		return ConfiguredClient{}, err
-	}
-	wants, err := a.wants(servers)
 	if err != nil {
 		return ConfiguredClient{}, err
 	}

@@ -20,8 +20,9 @@ import (
 // appRuntime is what a running App holds besides its files: the proxy manager,
 // the demo server, the OAuth sources and the watchers.
 type appRuntime struct {
-	oauth   oauthSources
-	clients clientsRuntime
+	oauth    oauthSources
+	clients  clientsRuntime
+	profiles profilesRuntime // profiles.go
 
 	rtMu        sync.Mutex
 	mgr         *proxymgr.Manager
@@ -116,6 +117,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.rtMu.Unlock()
 	a.warmOAuth()
 	a.restoreProxies(runCtx)
+	a.restoreProfiles()
 	return nil
 }
 
@@ -202,6 +204,7 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 	if started {
 		a.warmOAuth()
 	}
+	a.applyProfiles(old, cur)
 	a.publish(Event{Kind: EventServers})
 	a.publish(Event{Kind: EventClients})
 }
@@ -462,6 +465,7 @@ func (a *App) stopRuntime() error {
 	mgr, demo := a.mgr, a.demo
 	a.rtMu.Unlock()
 	var errs []error
+	a.stopProfiles()
 	if mgr != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 		errs = append(errs, mgr.Close(ctx))

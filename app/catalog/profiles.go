@@ -496,3 +496,33 @@ func findServerKey(m *yaml.Node, key string) string {
 	}
 	return ""
 }
+
+// CheckProfile checks p against the servers of cat with the same rules as
+// servers.yaml (the servers exist, the tools and overrides are allowed by
+// their policies, renames are valid and collide with nothing), before it
+// is written. Errors name the field: "profile coding: servers[1].tools[0]:
+// ...".
+func CheckProfile(cat *Catalog, p Profile) error {
+	n, err := profileNode(p)
+	if err != nil {
+		return err
+	}
+	pr := &parser{}
+	tmp := &Catalog{}
+	if cat != nil {
+		tmp.Servers = cat.Servers
+	}
+	pr.profiles(&yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{n}}, tmp)
+	if len(pr.problems) == 0 {
+		return nil
+	}
+	var msgs []string
+	for _, pb := range pr.problems {
+		field := strings.TrimPrefix(strings.TrimPrefix(pb.Field, "profiles[0]"), ".")
+		if field != "" {
+			field += ": "
+		}
+		msgs = append(msgs, field+pb.Msg)
+	}
+	return fmt.Errorf("profile %s: %s", p.Name, strings.Join(msgs, "; "))
+}

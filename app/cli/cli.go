@@ -162,7 +162,7 @@ every verb below works without a graphical session.`,
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newLsCmd(e), newAddCmd(e), newRmCmd(e), newSecretCmd(e))
 	root.AddCommand(newConfigCmd(e), newConnectCmd(e), newRegistryCmd(e))
-	root.AddCommand(newProxyCmd(e))
+	root.AddCommand(newProxyCmd(e), newProfileCmd(e))
 	root.AddCommand(newLoginCmd(e), newLogoutCmd(e))
 	return root
 }

@@ -45,7 +45,7 @@ func newLsCmd(e *env) *cobra.Command {
 Columns: Name, Description, Type (how Keyport authenticates: none, bearer,
 headers or oauth), Labels, Proxy (the local URL when its proxy runs, else -)
 and Allowed Tools (the tool policy; [!] marks a server whose policy allows no
-tool at all).`,
+tool at all). Profiles follow the servers (keyport profile ls).`,
 		Example: `  keyport ls
   keyport ls --labels env=prod,team=data
   keyport ls --search github --format json`,
@@ -71,7 +71,20 @@ tool at all).`,
 				}
 				rows = append(rows, toRow(a, v))
 			}
-			return printServers(cmd.OutOrStdout(), format, rows)
+			if err := printServers(cmd.OutOrStdout(), format, rows); err != nil {
+				return err
+			}
+			// Profiles follow in the table (--format json and yaml keep
+			// their list of servers: 'keyport profile ls --format json').
+			if profiles := a.Profiles(); format == "text" && len(profiles) > 0 && labels == "" && search == "" {
+				var prows []profileRow
+				for _, v := range profiles {
+					prows = append(prows, toProfileRow(v))
+				}
+				fmt.Fprintln(cmd.OutOrStdout())
+				return printProfiles(cmd.OutOrStdout(), prows)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json or yaml")

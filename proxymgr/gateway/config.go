@@ -38,6 +38,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger receives the gateway's logs (default slog.Default()).
 	Logger *slog.Logger
+	// OnChange, if set, is called (on a goroutine of the gateway) when a
+	// member came, went or changed its lists, so an app can show Status.
+	OnChange func()
 }
 
 // Member is one server of a profile.

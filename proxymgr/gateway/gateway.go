@@ -39,7 +39,8 @@ const sessionTimeout = 2 * time.Hour
 // Gateway is one profile endpoint. Create it with New, then Start; stop it
 // with Shutdown.
 type Gateway struct {
-	log *slog.Logger
+	log    *slog.Logger
+	sdkLog *slog.Logger // the go-sdk's own logs: warnings and errors only
 
 	cfgMu sync.RWMutex
 	cfg   Config
@@ -98,12 +99,13 @@ func New(cfg Config) (*Gateway, error) {
 		}}
 	}
 	g.httpClient = &http.Client{Transport: &memberTransport{g: g, base: transportOf(g.httpClient)}, Timeout: g.httpClient.Timeout}
+	g.sdkLog = slog.New(quieter{g.log.Handler()})
 	g.legacy = g.newServer(&g.sendLegacy, false)
 	g.modern = g.newServer(&g.sendModern, true)
 	g.legacyHTTP = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return g.legacy },
-		&mcp.StreamableHTTPOptions{SessionTimeout: sessionTimeout, Logger: g.log})
+		&mcp.StreamableHTTPOptions{SessionTimeout: sessionTimeout, Logger: g.sdkLog})
 	g.modernHTTP = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return g.modern },
-		&mcp.StreamableHTTPOptions{Stateless: true, Logger: g.log, PropagateRequestCancellation: true})
+		&mcp.StreamableHTTPOptions{Stateless: true, Logger: g.sdkLog, PropagateRequestCancellation: true})
 	g.pool = newMemberSet(g, nil)
 	g.pool.reconcile(cfg.Members) // connects on first use
 	return g, nil
@@ -134,7 +136,7 @@ func fullCaps() *mcp.ServerCapabilities {
 func (g *Gateway) newServer(send *atomic.Pointer[mcp.MethodHandler], modern bool) *mcp.Server {
 	opts := &mcp.ServerOptions{
 		Capabilities:       fullCaps(),
-		Logger:             g.log,
+		Logger:             g.sdkLog,
 		SubscribeHandler:   g.subscribe,
 		UnsubscribeHandler: g.unsubscribe,
 		RootsListChangedHandler: func(ctx context.Context, req *mcp.RootsListChangedRequest) {
@@ -382,3 +384,14 @@ func (g *Gateway) Update(cfg Config) error {
 	g.log.Info("profile updated", "servers", len(cfg.Members))
 	return nil
 }
+
+// quieter passes on warnings and errors only (the go-sdk logs every
+// session at info level).
+type quieter struct{ slog.Handler }
+
+func (q quieter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && q.Handler.Enabled(ctx, l)
+}
+
+func (q quieter) WithAttrs(as []slog.Attr) slog.Handler { return quieter{q.Handler.WithAttrs(as)} }
+func (q quieter) WithGroup(n string) slog.Handler       { return quieter{q.Handler.WithGroup(n)} }

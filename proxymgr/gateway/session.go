@@ -204,6 +204,9 @@ func sameMember(a, b Member) bool {
 
 // changed tells whoever listens to the set that its lists changed.
 func (s *memberSet) changed(kinds ...string) {
+	if f := s.g.config().OnChange; f != nil {
+		f()
+	}
 	if s.owner != nil {
 		s.owner.changed(kinds...)
 		return
