@@ -422,6 +422,7 @@ func (a *App) fillProxyStatus(v *ServerView) {
 				Requests: c.Requests, Errors: c.Errors, Denials: c.Denials,
 				BytesIn: c.BytesIn, BytesOut: c.BytesOut, Sessions: c.Sessions,
 				Streams: c.Streams, AuditDrops: c.AuditDrops, LatencyP50: st.Latency,
+				ForeignPeers: c.ForeignPeers,
 			}
 			return
 		}

@@ -73,6 +73,9 @@ type Counters struct {
 	Sessions, Streams         int64
 	AuditDrops                int64
 	LatencyP50                time.Duration
+	// ForeignPeers counts requests refused because they came from another
+	// OS user of this machine (or one that could not be identified).
+	ForeignPeers int64
 }
 
 // ClientState is how a client's config relates to a server.

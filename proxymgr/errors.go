@@ -21,6 +21,7 @@ const (
 	codeInvalidParams  = -32602 // a tool the policy denies
 	codeInternalError  = -32603 // the upstream is unreachable or answered garbage
 	codeSessionMissing = -32001 // the upstream does not know the session
+	codeHeaderMismatch = -32020 // SEP-2243: a standard header disagrees with the body
 )
 
 // ErrPortInUse is wrapped by the error Start returns when another program

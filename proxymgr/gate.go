@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"keyport/proxymgr/audit"
 )
@@ -40,6 +41,12 @@ func (p *Proxy) gate(m *message, sess *session, ci clientInfo, now time.Time) (a
 		return p.refuse(m, "", sess, ci, now, codeInvalidParams,
 			"invalid params: tools/call needs params.name, the tool's name as a string"), false
 	}
+	if !plainName(tool) {
+		// A server that trims the name or reads it as a C string would run
+		// another tool than the one the policy checked.
+		return p.refuse(m, tool, sess, ci, now, codeInvalidParams, fmt.Sprintf(
+			"invalid params: tool name %q has control characters or surrounding spaces", tool)), false
+	}
 	if !p.pol.Allowed(tool) {
 		return p.deny(m, tool, sess, ci, now), false
 	}
@@ -53,6 +60,21 @@ func toolName(params []byte) (string, bool) {
 		return "", false
 	}
 	return paramString(params, "name")
+}
+
+// plainName reports whether a tool name is one a server cannot read as
+// another: no control characters (NUL included) and no leading or trailing
+// white space.
+func plainName(s string) bool {
+	if strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // refuse answers a request the gate will not forward (other than a policy

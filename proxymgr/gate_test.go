@@ -27,6 +27,7 @@ type gateProbe struct {
 	body   string            // %[1]s: the session id
 	want   int               // the status the client must get
 	code   string            // the JSON-RPC error code it must carry ("" : any)
+	text   string            // a text the answer must hold ("" : any)
 	// auditTool, when set, is the tool the audit log must name for the
 	// refused request: the one the server would have run.
 	auditTool string
@@ -62,6 +63,8 @@ func gateProbes() []gateProbe {
 		{name: "unrelated key beside name", body: call("3", `{"name":"echo","namex":1}`, ""), want: 200, code: ""}, // a control: other keys are fine
 		// The tool name must be readable, or the call does not pass.
 		{name: "escaped tool name", body: call("3", `{"name":"delete\u005frepo"}`, ""), want: 200, code: "-32602"},
+		{name: "tool name with NUL", body: call("3", `{"name":"delete_repo\u0000"}`, ""), want: 200, code: "-32602", text: "control characters"},
+		{name: "tool name with a leading space", body: call("3", `{"name":" delete_repo"}`, ""), want: 200, code: "-32602", text: "surrounding spaces"},
 		{name: "denied tool in upper case", body: call("3", `{"name":"DELETE_REPO"}`, ""), want: 200, code: "-32602"},
 		{name: "escaped method", body: `{"jsonrpc":"2.0","id":3,"method":"tools\/call","params":` + delParams + `}`, want: 200, code: "-32602"},
 		{name: "null id", body: call("null", delParams, ""), want: 200, code: "-32602"},
@@ -70,8 +73,8 @@ func gateProbes() []gateProbe {
 		{name: "no params", body: `{"jsonrpc":"2.0","id":3,"method":"tools/call"}`, want: 200, code: "-32602"},
 		{name: "as a notification", body: `{"jsonrpc":"2.0","method":"tools/call","params":` + delParams + `}`, want: 400, code: "-32600"},
 		// Standard headers a gateway may route on must match the body.
-		{name: "Mcp-Name of another tool", header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "delete_repo"}, body: call("3", echoParams, ""), want: 400, code: "-32600"},
-		{name: "Mcp-Method of another method", header: map[string]string{"Mcp-Method": "tools/list"}, body: call("3", echoParams, ""), want: 400, code: "-32600"},
+		{name: "Mcp-Name of another tool", header: map[string]string{"Mcp-Method": "tools/call", "Mcp-Name": "delete_repo"}, body: call("3", echoParams, ""), want: 400, code: "-32020"},
+		{name: "Mcp-Method of another method", header: map[string]string{"Mcp-Method": "tools/list"}, body: call("3", echoParams, ""), want: 400, code: "-32020"},
 		// Only POST bodies are inspected, so only POSTs may have one.
 		{name: "PUT with a message", method: http.MethodPut, body: call("3", delParams, ""), want: 405, code: "-32600"},
 		{name: "PATCH with a message", method: http.MethodPatch, body: call("3", delParams, ""), want: 405, code: "-32600"},
@@ -103,7 +106,7 @@ func TestGateProbes(t *testing.T) {
 	for _, pr := range gateProbes() {
 		before := len(up.recorded())
 		status, body := sendProbe(t, p, sid, pr)
-		if status != pr.want || (pr.code != "" && !strings.Contains(body, `"code":`+pr.code)) {
+		if status != pr.want || (pr.code != "" && !strings.Contains(body, `"code":`+pr.code)) || !strings.Contains(body, pr.text) {
 			t.Errorf("%s: got %d %.300s; want %d with code %s", pr.name, status, body, pr.want, pr.code)
 		}
 		for _, r := range up.recorded()[before:] {

@@ -62,6 +62,9 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusInternalServerError, rpcError(nil, codeInternalError, fmt.Sprintf("%s: internal error in Keyport's proxy", p.name)))
 		}
 	}()
+	if !p.checkPeer(w, r) { // peer.go: only this OS user's programs
+		return
+	}
 	if !p.checkLocal(w, r) {
 		return
 	}
@@ -264,7 +267,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		}
 		if !batch {
 			if err := checkStandardHeaders(r.Header, m); err != nil {
-				local = append(local, p.refuse(m, "", sess, ci, now, codeInvalidRequest, "invalid request: "+err.Error()))
+				local = append(local, p.refuse(m, "", sess, ci, now, codeHeaderMismatch, "header mismatch: "+err.Error()))
 				continue
 			}
 		}

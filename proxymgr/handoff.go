@@ -38,6 +38,7 @@ func newSocket(ln net.Listener, log *slog.Logger) *socket {
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		ConnState:         s.trackFresh,
+		ConnContext:       withConnPeer, // peer.go
 	}
 	return s
 }
@@ -158,6 +159,7 @@ func (p *Proxy) carryOver(old *Proxy) {
 	p.denials.Add(old.denials.Load())
 	p.bytesIn.Add(old.bytesIn.Load())
 	p.bytesOut.Add(old.bytesOut.Load())
+	p.peers.refused.Add(old.peers.refused.Load())
 	old.mu.Lock()
 	since, state := old.since, old.state
 	old.mu.Unlock()

@@ -44,6 +44,10 @@ type Counters struct {
 	Sessions   int64 // open MCP sessions
 	Streams    int64 // open SSE responses
 	AuditDrops int64 // audit events dropped because the writer fell behind
+	// ForeignPeers counts requests refused because their connection came
+	// from another OS user of this machine, or from one that could not be
+	// identified (peer.go).
+	ForeignPeers int64
 }
 
 // Status is a snapshot of a proxy.
@@ -96,6 +100,7 @@ type Proxy struct {
 	requests, errs, denials, bytesIn, bytesOut atomic.Int64
 	streamsOpen                                atomic.Int64
 	lat                                        latencyRing
+	peers                                      peerGate // peer.go
 
 	notify     atomic.Pointer[func(immediate bool)] // set by the Manager
 	hasCookies atomic.Bool                          // the upstream set a cookie
@@ -212,6 +217,7 @@ func (p *Proxy) Start(ctx context.Context) error {
 	}
 	p.setState(StateRunning, "")
 	p.log.Info("proxy started", "addr", p.Addr(), "upstream", redactURL(p.up))
+	p.logPeerCheck()
 	p.startProbe()
 	go p.janitor(p.baseCtx)
 	return nil
@@ -355,6 +361,8 @@ func (p *Proxy) Status() Status {
 		Sessions:   int64(p.sessions.len()),
 		Streams:    p.streamsOpen.Load(),
 		AuditDrops: int64(aw.Drops()),
+
+		ForeignPeers: p.peers.refused.Load(),
 	}
 	st.Latency = p.lat.median()
 	return st

@@ -165,13 +165,18 @@ type overviewTab struct {
 	SignIn     *widget.Button
 	Remove     *widget.Button
 	counters   map[string]*widget.Label
+	foreign    fyne.CanvasObject // the "Other users" counter, shown once one was refused
 	body       *fyne.Container
 
 	name string
 	view app.ServerView
 }
 
-var counterNames = []string{"Requests", "Errors", "Denials", "Latency p50", "Received", "Sent", "Sessions", "Streams"}
+var counterNames = []string{"Requests", "Errors", "Denials", "Latency p50", "Received", "Sent", "Sessions", "Streams", counterForeign}
+
+// counterForeign counts requests refused because they came from another
+// user of the computer; it shows only once there is one.
+const counterForeign = "Other users"
 
 func newOverviewTab(u *UI) *overviewTab {
 	t := &overviewTab{u: u, counters: map[string]*widget.Label{}}
@@ -218,7 +223,12 @@ func newOverviewTab(u *UI) *overviewTab {
 		c.seg.Style.Alignment = fyne.TextAlignCenter
 		c.seg.Style.SizeName = theme.SizeNameCaptionText
 		t.counters[n] = v
-		grid.Add(container.New(tightVBox{}, v, c))
+		cell := container.New(tightVBox{}, v, c)
+		if n == counterForeign {
+			t.foreign = cell
+			cell.Hide()
+		}
+		grid.Add(cell)
 	}
 	credButtons := container.NewHBox(t.SetCred, t.ClearCred, t.SignIn)
 	t.body = container.NewVBox(
@@ -314,6 +324,8 @@ func (t *overviewTab) show(v rowView) {
 	set("Sent", humanBytes(c.BytesOut))
 	set("Sessions", fmt.Sprint(c.Sessions))
 	set("Streams", fmt.Sprint(c.Streams))
+	set(counterForeign, fmt.Sprint(c.ForeignPeers))
+	showIf(t.foreign, c.ForeignPeers > 0)
 	t.body.Refresh() // buttons were shown or hidden: lay out again
 }
 

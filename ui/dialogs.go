@@ -529,16 +529,20 @@ func (u *UI) confirmRemove(v app.ServerView) {
 }
 
 // settingsMenu is the settings pop-up's menu: start at login and the demo
-// server. It is a pure function of the current settings.
-func settingsMenu(autostart, demoShown bool, setAutostart, setDemo func(bool), quit func()) *fyne.Menu {
+// server, under the About lines (the version, and whether other users of
+// the computer are kept out of the proxies: peerCheck). It is a pure
+// function of the current settings.
+func settingsMenu(autostart, demoShown bool, peerCheck string, setAutostart, setDemo func(bool), quit func()) *fyne.Menu {
 	about := fyne.NewMenuItem("Keyport "+app.Version, nil)
 	about.Disabled = true
+	peers := fyne.NewMenuItem(peerCheck, nil)
+	peers.Disabled = true
 	login := fyne.NewMenuItem("Start Keyport at login", func() { setAutostart(!autostart) })
 	login.Checked = autostart
 	demo := fyne.NewMenuItem("Show the demo server", func() { setDemo(!demoShown) })
 	demo.Checked = demoShown
 	q := fyne.NewMenuItem("Quit Keyport", quit)
-	return fyne.NewMenu("Settings", about, fyne.NewMenuItemSeparator(), login, demo, fyne.NewMenuItemSeparator(), q)
+	return fyne.NewMenu("Settings", about, peers, fyne.NewMenuItemSeparator(), login, demo, fyne.NewMenuItemSeparator(), q)
 }
 
 // showSettingsMenu pops the settings menu up under the settings button.
@@ -547,7 +551,7 @@ func (u *UI) showSettingsMenu() {
 	for _, s := range u.servers {
 		demoShown = demoShown || s.Demo
 	}
-	m := settingsMenu(u.autostart, demoShown, u.setAutostart, func(show bool) {
+	m := settingsMenu(u.autostart, demoShown, app.PeerCheckLine(), u.setAutostart, func(show bool) {
 		u.bg(func() {
 			err := u.core.SetDemoHidden(!show)
 			u.do(func() {

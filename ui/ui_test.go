@@ -470,10 +470,10 @@ func TestImportFromRegistry(t *testing.T) {
 func TestSettingsMenu(t *testing.T) {
 	t.Parallel()
 	var got []string
-	m := settingsMenu(false, true, func(on bool) { got = append(got, "autostart", map[bool]string{true: "on", false: "off"}[on]) },
+	m := settingsMenu(false, true, "Only your own programs can use the proxies", func(on bool) { got = append(got, "autostart", map[bool]string{true: "on", false: "off"}[on]) },
 		func(show bool) { got = append(got, "demo", map[bool]string{true: "show", false: "hide"}[show]) }, func() { got = append(got, "quit") })
 	lines := menuLines(m)
-	if !slices.Equal(lines, []string{"(disabled) Keyport " + app.Version, "---", "[ ] Start Keyport at login", "[x] Show the demo server", "---", "[ ] Quit Keyport"}) {
+	if !slices.Equal(lines, []string{"(disabled) Keyport " + app.Version, "(disabled) Only your own programs can use the proxies", "---", "[ ] Start Keyport at login", "[x] Show the demo server", "---", "[ ] Quit Keyport"}) {
 		t.Errorf("settings menu = %q", lines)
 	}
 	for _, it := range m.Items {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"keyport/app"
 	"keyport/proxymgr"
+	"keyport/proxymgr/peercred"
 )
 
 func newProxyCmd(e *env) *cobra.Command {
@@ -130,12 +132,16 @@ func runProxy(ctx context.Context, cfg proxymgr.Config, out io.Writer) error {
 }
 
 // announce says on out, with exactly "Proxying connections to NAME on
-// 127.0.0.1:PORT", that the proxy at endpoint serves, waits for ctx to end
+// 127.0.0.1:PORT", that the proxy at endpoint serves (and, on a line of its
+// own, when other users of the machine can use it), waits for ctx to end
 // and stops it gracefully (in-flight requests get up to 5 s).
 func announce(ctx context.Context, name, endpoint string, out io.Writer, stop func(context.Context) error) error {
 	u, err := url.Parse(endpoint)
 	if err == nil {
 		_, err = fmt.Fprintf(out, "Proxying connections to %s on %s\n", name, u.Host)
+	}
+	if note := peerCheckNote(app.PeerCheck()); err == nil && note != "" {
+		_, err = fmt.Fprintln(out, note)
 	}
 	if err != nil {
 		_ = stop(context.Background())
@@ -145,4 +151,14 @@ func announce(ctx context.Context, name, endpoint string, out io.Writer, stop fu
 	sctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 	defer cancel()
 	return stop(sctx)
+}
+
+// peerCheckNote is the line `keyport proxy` adds on a system where the
+// proxy cannot tell other OS users' programs from the user's own (package
+// peercred); empty where it refuses them.
+func peerCheckNote(s peercred.Support) string {
+	if s.Active {
+		return ""
+	}
+	return "Warning: other users of this machine can use this proxy: no same-user check on this system (" + s.Reason + ")"
 }

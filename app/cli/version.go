@@ -15,8 +15,8 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print Keyport's version",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "keyport %s (%s, %s/%s)\n",
-				app.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "keyport %s (%s, %s/%s)\n%s\n",
+				app.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, app.PeerCheck())
 			return err
 		},
 	}
