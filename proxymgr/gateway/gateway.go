@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"keyport/proxymgr/peercred"
 )
 
 // ErrPortInUse is wrapped by Start's error when another program holds the
@@ -65,6 +67,8 @@ type Gateway struct {
 
 	mirrorMu sync.Mutex
 	mirrored map[string]string // tools with Mcp-Param headers on the stateless server (headers.go)
+
+	peers peerGate // peer.go
 
 	subsMu   sync.Mutex
 	poolSubs map[string]int // stateless listeners per resource URI
@@ -187,6 +191,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		ConnContext:       withConnPeer, // peer.go
 	}
 	g.done = make(chan struct{})
 	go func() {
@@ -196,6 +201,9 @@ func (g *Gateway) Start(ctx context.Context) error {
 		}
 	}()
 	g.log.Info("profile endpoint started", "addr", ln.Addr().String(), "servers", len(cfg.Members))
+	if s := peercred.Supported(); !s.Active {
+		g.log.Warn("other users of this machine can use this profile endpoint: this system has no same-user check", "reason", s.Reason)
+	}
 	return nil
 }
 
@@ -246,6 +254,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 // ServeHTTP is the endpoint: the local checks, the health answer, then the
 // go-sdk handler of the request's protocol era.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !g.checkPeer(w, r) {
+		return
+	}
 	if !g.checkLocal(w, r) {
 		return
 	}
