@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,9 @@ import (
 	"keyport/app/state"
 	"keyport/clientcfg"
 	"keyport/proxymgr/gateway"
+	"keyport/proxymgr/policy"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // A profile is a named set of servers (servers.yaml's profiles:) served to
@@ -536,4 +540,61 @@ func (a *App) SampleProfileConfig(name, format string) ([]byte, error) {
 		return nil, err
 	}
 	return clientcfg.RenderSample(clientcfg.SampleClient(), []clientcfg.Want{w}, f)
+}
+
+// ProfileTool is a tool a server's policy allows, as the Profiles view
+// offers it: Bytes is the size of its definition in a tools/list, so the
+// view can show what a selection costs the model's context.
+type ProfileTool struct {
+	Name        string
+	Description string
+	Bytes       int
+}
+
+// ApproxTokens estimates the tokens of n bytes of tool definitions (JSON
+// runs at about four bytes per token in the common tokenizers).
+func ApproxTokens(n int) int { return (n + 3) / 4 }
+
+// ProfileTools lists the tools of server that its policy allows, with the
+// size of each definition, straight from the server with its credentials
+// (the Tools of the policy editor, narrowed to what a profile may serve).
+func (a *App) ProfileTools(ctx context.Context, server string) ([]ProfileTool, error) {
+	s, err := a.server(server)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := policy.Compile(s.Tools.Allow, s.Tools.Deny)
+	if err != nil {
+		return nil, err
+	}
+	endpoint := s.URL
+	if a.isDemo(s.Name) {
+		if endpoint, err = a.ensureDemo(ctx); err != nil {
+			return nil, err
+		}
+	}
+	hc, err := a.upstreamClient(s)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	c := mcp.NewClient(&mcp.Implementation{Name: "keyport", Version: Version}, nil)
+	sess, err := c.Connect(ctx, &mcp.StreamableClientTransport{Endpoint: endpoint, HTTPClient: hc, MaxRetries: -1}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("list %s's tools: %w", server, err)
+	}
+	defer sess.Close()
+	var out []ProfileTool
+	for t, err := range sess.Tools(ctx, nil) {
+		if err != nil {
+			return nil, fmt.Errorf("list %s's tools: %w", server, err)
+		}
+		if !pol.Allowed(t.Name) {
+			continue
+		}
+		b, _ := json.Marshal(t)
+		out = append(out, ProfileTool{Name: t.Name, Description: t.Description, Bytes: len(b) + 1})
+	}
+	return out, nil
 }

@@ -104,6 +104,19 @@ type Backend interface {
 	// SetDemoHidden hides or shows the built-in demo server.
 	SetDemoHidden(hidden bool) error
 
+	// Profiles returns the profiles with their endpoints' status, sorted by
+	// name (memory only: the Client keeps them with the servers).
+	Profiles() []app.ProfileView
+	// SetProfileEnabled turns a profile's endpoint on or off.
+	SetProfileEnabled(ctx context.Context, name string, on bool) error
+	// SetProfile writes a profile (create: a new one) into servers.yaml.
+	SetProfile(p app.NewProfile, create bool) error
+	// RemoveProfile removes a profile and its client entries.
+	RemoveProfile(name string) error
+	// ProfileTools lists the tools a server's policy allows, with the size
+	// of each definition, for picking a profile's tools.
+	ProfileTools(ctx context.Context, server string) ([]app.ProfileTool, error)
+
 	// Autostart reports and sets whether Keyport starts at login.
 	Autostart() bool
 	SetAutostart(on bool) error
@@ -254,6 +267,7 @@ type snapshot struct {
 	Seq          uint64          `json:"seq"`
 	Servers      json.RawMessage `json:"servers"` // []app.ServerView
 	CatalogError string          `json:"catalog_error,omitempty"`
+	Profiles     json.RawMessage `json:"profiles,omitempty"` // []app.ProfileView
 }
 
 // changesServers are the methods whose effect shows in Servers: their
@@ -264,6 +278,7 @@ var changesServers = map[string]bool{
 	"SetProxyEnabled": true, "SetSecret": true, "ClearSecrets": true, "SignIn": true,
 	"SetToolPolicy": true, "AddServer": true, "RemoveServer": true,
 	"ImportFromRegistry": true, "SetDemoHidden": true,
+	"SetProfileEnabled": true, "SetProfile": true, "RemoveProfile": true,
 }
 
 // The parameters of the methods; both sides use these types.
@@ -309,5 +324,9 @@ type (
 	onArgs struct {
 		On bool `json:"on"`
 	}
-	noArgs struct{}
+	noArgs      struct{}
+	profileArgs struct {
+		Profile app.NewProfile `json:"profile"`
+		Create  bool           `json:"create"`
+	}
 )

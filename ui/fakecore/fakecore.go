@@ -32,6 +32,7 @@ type Core struct {
 	autostart  bool
 	demoHidden bool
 	demo       *app.ServerView
+	profiles   map[string]*app.ProfileView
 
 	// Tools lists each server's tools (as the proxy would).
 	ToolNames map[string][]string
