@@ -104,7 +104,7 @@ const maxPages = 100
 // A member that misses the deadline is left out (markSlow); one that cannot
 // be reached is reconnected.
 func fanOut[T any](ctx context.Context, s *memberSet, serves func(*mcp.ServerCapabilities) bool,
-	page func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]T, string, mcp.Cacheable, error)) []listing[T] {
+	page func(ctx context.Context, mc *memberConn, cs *mcp.ClientSession, cursor string) ([]T, string, mcp.Cacheable, error)) []listing[T] {
 	members := s.members()
 	out := make([]listing[T], len(members))
 	timeout := s.g.config().ListTimeout
@@ -132,7 +132,7 @@ func fanOut[T any](ctx context.Context, s *memberSet, serves func(*mcp.ServerCap
 			var items []T
 			cursor := ""
 			for range maxPages {
-				got, nextCursor, cache, err := page(lctx, cs, cursor)
+				got, nextCursor, cache, err := page(lctx, mc, cs, cursor)
 				if err != nil {
 					var je *jsonrpc.Error
 					switch {
@@ -220,13 +220,23 @@ func (s *memberSet) listTools(ctx context.Context, p *mcp.ListToolsParams) (*mcp
 		return nil, err
 	}
 	ls := fanOut(ctx, s, func(c *mcp.ServerCapabilities) bool { return c.Tools != nil },
-		func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Tool, string, mcp.Cacheable, error) {
+		func(ctx context.Context, mc *memberConn, cs *mcp.ClientSession, cursor string) ([]*mcp.Tool, string, mcp.Cacheable, error) {
+			if cursor == "" {
+				if tools, cache, ok := mc.cachedTools(cs); ok {
+					return tools, "", cache, nil
+				}
+			}
 			r, err := cs.ListTools(ctx, &mcp.ListToolsParams{Meta: metaFor(cs, p.Meta), Cursor: cursor})
 			if err != nil {
 				return nil, "", mcp.Cacheable{}, err
 			}
 			return r.Tools, r.NextCursor, r.Cacheable, nil
 		})
+	for _, l := range ls {
+		if l.ok && s.owner != nil {
+			l.mc.cacheTools(l.items, l.cache)
+		}
+	}
 	var items []item
 	var src []*mcp.Tool
 	var descs []string
@@ -280,7 +290,7 @@ func (s *memberSet) listPrompts(ctx context.Context, p *mcp.ListPromptsParams) (
 		return nil, err
 	}
 	ls := fanOut(ctx, s, func(c *mcp.ServerCapabilities) bool { return c.Prompts != nil },
-		func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Prompt, string, mcp.Cacheable, error) {
+		func(ctx context.Context, _ *memberConn, cs *mcp.ClientSession, cursor string) ([]*mcp.Prompt, string, mcp.Cacheable, error) {
 			r, err := cs.ListPrompts(ctx, &mcp.ListPromptsParams{Meta: metaFor(cs, p.Meta), Cursor: cursor})
 			if err != nil {
 				return nil, "", mcp.Cacheable{}, err
@@ -323,7 +333,7 @@ func (s *memberSet) listResources(ctx context.Context, p *mcp.ListResourcesParam
 		return nil, err
 	}
 	ls := fanOut(ctx, s, func(c *mcp.ServerCapabilities) bool { return c.Resources != nil },
-		func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.Resource, string, mcp.Cacheable, error) {
+		func(ctx context.Context, _ *memberConn, cs *mcp.ClientSession, cursor string) ([]*mcp.Resource, string, mcp.Cacheable, error) {
 			r, err := cs.ListResources(ctx, &mcp.ListResourcesParams{Meta: metaFor(cs, p.Meta), Cursor: cursor})
 			if err != nil {
 				return nil, "", mcp.Cacheable{}, err
@@ -358,7 +368,7 @@ func (s *memberSet) listTemplates(ctx context.Context, p *mcp.ListResourceTempla
 		return nil, err
 	}
 	ls := fanOut(ctx, s, func(c *mcp.ServerCapabilities) bool { return c.Resources != nil },
-		func(ctx context.Context, cs *mcp.ClientSession, cursor string) ([]*mcp.ResourceTemplate, string, mcp.Cacheable, error) {
+		func(ctx context.Context, _ *memberConn, cs *mcp.ClientSession, cursor string) ([]*mcp.ResourceTemplate, string, mcp.Cacheable, error) {
 			r, err := cs.ListResourceTemplates(ctx, &mcp.ListResourceTemplatesParams{Meta: metaFor(cs, p.Meta), Cursor: cursor})
 			if err != nil {
 				return nil, "", mcp.Cacheable{}, err
@@ -452,4 +462,46 @@ func (s *memberSet) unsubscribePool(uri string) {
 			_ = cs.Unsubscribe(context.Background(), &mcp.UnsubscribeParams{URI: uri})
 		}
 	}
+}
+
+// A member session's tool list is kept until the member says it changed
+// (list_changed), the session is replaced, or the profile is edited, when
+// the member promises to say so (tools.listChanged): a profile's
+// tools/list then costs no round trip to the members that did not change,
+// and answers faster than its slowest member would.
+
+type toolsCache struct {
+	cs    *mcp.ClientSession // the session it was listed on
+	tools []*mcp.Tool
+	cache mcp.Cacheable
+}
+
+// cachedTools is the member's kept tool list for cs, if there is one.
+func (mc *memberConn) cachedTools(cs *mcp.ClientSession) ([]*mcp.Tool, mcp.Cacheable, bool) {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if c := mc.tools; c != nil && c.cs == cs {
+		return c.tools, c.cache, true
+	}
+	return nil, mcp.Cacheable{}, false
+}
+
+// cacheTools keeps a full tool list of the current session, when the
+// member promises list_changed.
+func (mc *memberConn) cacheTools(tools []*mcp.Tool, cache mcp.Cacheable) {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	cs := mc.cs
+	if cs == nil || cs.InitializeResult() == nil || cs.InitializeResult().Capabilities == nil ||
+		cs.InitializeResult().Capabilities.Tools == nil || !cs.InitializeResult().Capabilities.Tools.ListChanged {
+		return
+	}
+	mc.tools = &toolsCache{cs: cs, tools: tools, cache: cache}
+}
+
+// forgetTools drops the kept tool list.
+func (mc *memberConn) forgetTools() {
+	mc.mu.Lock()
+	mc.tools = nil
+	mc.mu.Unlock()
 }

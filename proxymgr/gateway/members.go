@@ -24,8 +24,9 @@ func (mc *memberConn) connect(ctx context.Context) (*mcp.ClientSession, error) {
 	owner := mc.set.owner
 	impl := &mcp.Implementation{Name: "Keyport profile " + cfg.Name, Version: Version}
 	opts := &mcp.ClientOptions{
-		Logger: g.log,
+		Logger: g.sdkLog,
 		ToolListChangedHandler: func(ctx context.Context, _ *mcp.ToolListChangedRequest) {
+			mc.forgetTools()
 			mc.set.changed("notifications/tools/list_changed")
 		},
 		PromptListChangedHandler: func(ctx context.Context, _ *mcp.PromptListChangedRequest) {

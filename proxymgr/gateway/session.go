@@ -177,6 +177,9 @@ func (s *memberSet) reconcile(ms []Member) {
 	s.conns = next
 	s.routes = routes{}
 	s.mu.Unlock()
+	for _, mc := range next {
+		mc.forgetTools() // the selection or overrides may have changed
+	}
 	for _, mc := range gone {
 		mc.close()
 	}
@@ -257,6 +260,7 @@ type memberConn struct {
 	kick    chan struct{} // asks the loop to reconnect now
 
 	clientSend atomic.Pointer[mcp.MethodHandler] // the member client's sending handler
+	tools      *toolsCache                       // lists.go
 }
 
 func newMemberConn(s *memberSet, m Member) *memberConn {

@@ -35,7 +35,7 @@ type callStream struct {
 }
 
 func newCallStream(g *Gateway, c *call, body io.ReadCloser) *callStream {
-	return &callStream{g: g, c: c, in: bufio.NewReaderSize(body, 32<<10), src: body}
+	return &callStream{g: g, c: c, in: bufio.NewReaderSize(body, 4<<10), src: body}
 }
 
 func (s *callStream) Read(p []byte) (int, error) {
