@@ -48,6 +48,11 @@ var screens = []struct {
 	{"detail", func(u *UI) { u.showcase("Tools", withPolicy, running) }},
 	{"audit", func(u *UI) { u.showcase("Audit", running) }},
 	{"clients", func(u *UI) { u.showcase("Clients", withPolicy, running) }},
+	{"profiles", func(u *UI) {
+		if u.ProfilesView == nil {
+			u.showProfiles()
+		}
+	}},
 }
 
 func running(s app.ServerView) bool    { return s.State == app.ProxyRunning }
