@@ -130,6 +130,7 @@ screenshot: deps build
 bench: deps build
 	scripts/session.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/proxy -rounds 7
+	$(GO) run ./bench/profile -rounds 5
 	$(GO) run ./bench/bridge -keyport bin/keyport -rounds 7
 	$(GO) build -o bin/hello ./bench/ui/hello
 	scripts/session.sh $(GO) run ./bench/ui -bin bin/keyport -hello bin/hello
