@@ -35,7 +35,7 @@ func aiClients(t *testing.T) (modules, nodeBin string) {
 func TestBinaryProfileInRealAIClients(t *testing.T) {
 	modules, nodeBin := aiClients(t)
 	t.Parallel()
-	const token = "tok-aiclients-8d2a-never-leaves"
+	const token = profileToken
 	b := apptest.NewBinary(t)
 	profileSetup(t, b, token)
 	if code, _, errOut := b.Run(t, "", "profile", "add", "coding", "gh=search,list_issues", "lin", "local"); code != 0 {

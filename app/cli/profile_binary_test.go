@@ -16,7 +16,11 @@ import (
 	"keyport/app/internal/apptest"
 )
 
-// profileServersYAML is three servers (each with its bearer token) and
+// profileToken is every profile test's token: they share the session's
+// keychain and server names, so they must not write different values.
+const profileToken = "tok-profile-31c8-never-leaves"
+
+// profileSetup writes three servers (each with its bearer token) and
 // their upstreams, for profile tests through the built binary.
 func profileSetup(t *testing.T, b *apptest.Binary, token string) (gh, lin, loc *apptest.Upstream) {
 	t.Helper()
@@ -52,7 +56,7 @@ func profileSetup(t *testing.T, b *apptest.Binary, token string) (gh, lin, loc *
 // Keyport wrote holds one.
 func TestBinaryProfile(t *testing.T) {
 	t.Parallel()
-	const token = "tok-profile-31c8-never-leaves"
+	const token = profileToken
 	b := apptest.NewBinary(t)
 	gh, lin, loc := profileSetup(t, b, token)
 

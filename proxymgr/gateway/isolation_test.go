@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -147,5 +148,31 @@ func TestLocalChecks(t *testing.T) {
 		if resp.StatusCode == http.StatusOK && resp.Header.Get(HealthProfileHeader) != "coding" {
 			t.Errorf("health names %q", resp.Header.Get(HealthProfileHeader))
 		}
+	}
+}
+
+// TestSignedOutMemberSaysWhy: a member whose proxy has no usable
+// credential (it answers 503 "sign in to ...") drops out, and the profile's
+// status and calls say what the proxy said.
+func TestSignedOutMemberSaysWhy(t *testing.T) {
+	t.Parallel()
+	a := newServer(t, "alpha", nil, func(s *server, m *mcp.Server) { addEcho(s, m, "one") })
+	b := newServer(t, "beta", nil, func(s *server, m *mcp.Server) { addEcho(s, m, "two") })
+	b.cfg.Credentials = func(context.Context) (http.Header, error) {
+		return nil, errors.New("sign in to beta in Keyport (keyport login beta)")
+	}
+	b.stopProxy()
+	b.startProxy()
+	g := startGateway(t, Config{Members: []Member{a.member(), b.member()}})
+	cs := connect(t, g, nil)
+	if got := toolNames(t, cs); !slices.Equal(got, []string{"one"}) {
+		t.Fatalf("tools = %v", got)
+	}
+	st := g.Status()
+	if st.Members[1].Up || !strings.Contains(st.Members[1].Error, "sign in to beta") {
+		t.Errorf("beta's status: %+v", st.Members[1])
+	}
+	if _, err := callText(t, cs, "two", "x"); err == nil {
+		t.Error("a call to the signed-out member succeeded")
 	}
 }

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -80,8 +83,12 @@ func (mc *memberConn) connect(ctx context.Context) (*mcp.ClientSession, error) {
 	})
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	cs, err := c.Connect(withProfile(cctx, cfg.Name), &mcp.StreamableClientTransport{Endpoint: m.URL, HTTPClient: g.httpClient, MaxRetries: 3}, nil)
+	cctx = context.WithValue(withProfile(cctx, cfg.Name), memberKey{}, mc)
+	cs, err := c.Connect(cctx, &mcp.StreamableClientTransport{Endpoint: m.URL, HTTPClient: g.httpClient, MaxRetries: 3}, nil)
 	if err != nil {
+		if why := mc.takeRefusal(); why != "" {
+			return nil, errors.New(why)
+		}
 		return nil, unavailable(err)
 	}
 	return cs, nil
@@ -305,7 +312,21 @@ func (t *memberTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusBadGateway || resp.StatusCode == http.StatusGatewayTimeout {
 		// The member's proxy says why the server is unavailable (down,
 		// signed out) in a JSON-RPC error; go-sdk drops the body of these
-		// statuses, so the gateway passes it as a plain failure.
+		// statuses, so the gateway passes it as a plain failure, and keeps
+		// the reason for the member's status.
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if mc, ok := r.Context().Value(memberKey{}).(*memberConn); ok {
+			var e struct {
+				Error struct {
+					Message string `json:"message"`
+				} `json:"error"`
+			}
+			if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+				mc.setRefusal(e.Error.Message)
+			}
+		}
 		resp.StatusCode, resp.Status = http.StatusInternalServerError, "500 Internal Server Error"
 	}
 	if c, ok := r.Context().Value(callKey{}).(*call); ok && r.Method == http.MethodPost &&
@@ -325,4 +346,23 @@ func (mc *memberConn) notifyRootsChanged(ctx context.Context) {
 	if _, err := (*h)(ctx, "notifications/roots/list_changed", req); err != nil {
 		mc.set.g.log.Debug("could not tell a member the roots changed", "server", mc.member().Server, "err", err)
 	}
+}
+
+// memberKey carries the member connection a request is made for.
+type memberKey struct{}
+
+func (mc *memberConn) setRefusal(msg string) {
+	mc.mu.Lock()
+	mc.refusal = msg
+	mc.mu.Unlock()
+}
+
+// takeRefusal is (and forgets) what the member's proxy last said when it
+// refused a request.
+func (mc *memberConn) takeRefusal() string {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	msg := mc.refusal
+	mc.refusal = ""
+	return msg
 }

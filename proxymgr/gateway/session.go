@@ -261,6 +261,7 @@ type memberConn struct {
 
 	clientSend atomic.Pointer[mcp.MethodHandler] // the member client's sending handler
 	tools      *toolsCache                       // lists.go
+	refusal    string                            // the proxy's last refusal (members.go)
 }
 
 func newMemberConn(s *memberSet, m Member) *memberConn {
