@@ -45,7 +45,8 @@ func TestAppTakesThePortOverFromABridge(t *testing.T) {
 	}
 	waitFor(t, "the app to take the port over", func() bool {
 		st, ok := tray.manager().Status("acme")
-		return ok && st.State == proxymgr.StateRunning
+		v, _ := tray.Server("acme")
+		return ok && st.State == proxymgr.StateRunning && v.LastError == ""
 	})
 	v, _ = tray.Server("acme")
 	if v.LocalURL != u || v.LastError != "" {
