@@ -47,6 +47,9 @@ type Options struct {
 	// AutostartDir overrides where the start-at-login entry lives (tests);
 	// "" means the desktop's own place.
 	AutostartDir string
+	// ManagedFile overrides where the organization's managed settings are
+	// read from (tests); "" means catalog.ManagedPath().
+	ManagedFile string
 }
 
 // App is the application core shared by the CLI and the GUI. It is safe for
@@ -115,6 +118,9 @@ func New(opts Options) (*App, error) {
 	}
 
 	a.file = catalog.NewFile(filepath.Join(a.dir, catalog.FileName))
+	if opts.ManagedFile != "" {
+		a.file.SetManagedPath(opts.ManagedFile)
+	}
 	if created, err := a.file.Init(); err != nil {
 		a.log.Warn("could not write the example servers.yaml", "err", err)
 	} else if created {
@@ -184,9 +190,25 @@ func (a *App) CatalogError() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.catErr == nil {
+		// The organization's managed file being broken is as loud.
+		if a.cat != nil && a.cat.Managed != nil {
+			return a.cat.Managed.Err
+		}
 		return ""
 	}
 	return a.catErr.Error()
+}
+
+// ManagedStatus describes the organization's managed settings in effect:
+// the file ("" when there is none), its problem when it is invalid (the
+// last good version then applies: show it loudly) and the user's servers
+// it refuses.
+func (a *App) ManagedStatus() (path, problem string, blocked []catalog.Blocked) {
+	cat := a.catalog()
+	if cat == nil || cat.Managed == nil {
+		return "", "", nil
+	}
+	return cat.Managed.Path, cat.Managed.Err, cat.Managed.Blocked
 }
 
 // CatalogErr is CatalogError as an error, for the CLI to print and fail on.

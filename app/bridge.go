@@ -88,7 +88,10 @@ func (a *App) ServeProxy(name string, port int, log *slog.Logger) (url string, s
 		}
 		return "", nil, err
 	}
-	return u, own.close, nil
+	// Its audit events go to the organization's collector too (this
+	// process exports unless the tray app already does).
+	a.wantTelemetry()
+	return u, func(ctx context.Context) error { return errors.Join(own.close(ctx), a.stopTelemetry()) }, nil
 }
 
 // portTakenError says what to do when the port of name's proxy is taken:

@@ -173,6 +173,21 @@ func (a *App) Clients(server string) []ClientView {
 		}
 		out = append(out, v)
 	}
+	// The organization's default clients come first.
+	if def := a.catalog().DefaultClients(); len(def) > 0 {
+		for i := range out {
+			out[i].Default = slices.Contains(def, out[i].ID)
+		}
+		slices.SortStableFunc(out, func(x, y ClientView) int {
+			switch {
+			case x.Default && !y.Default:
+				return -1
+			case y.Default && !x.Default:
+				return 1
+			}
+			return 0
+		})
+	}
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 	"keyport/app/catalog"
 	"keyport/app/oauth"
 	"keyport/app/state"
+	"keyport/app/telemetry"
 	"keyport/proxymgr"
 )
 
@@ -31,6 +32,9 @@ type appRuntime struct {
 	lastTraffic map[string]int64  // requests+errors+denials last seen, per server
 	startErrs   map[string]string // why a proxy the user turned on could not start
 	elsewhere   map[string]bool   // proxies another Keyport process serves on their port (portwait.go)
+
+	exporter        *telemetry.Exporter // the OpenTelemetry export of this process
+	telemetryWanted bool                // this process exports (tray app, keyport proxy)
 }
 
 // manager returns the proxy manager, creating it on first use.
@@ -116,6 +120,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.started = true
 	a.rtMu.Unlock()
 	a.warmOAuth()
+	a.wantTelemetry()
 	a.restoreProxies(runCtx)
 	a.restoreProfiles()
 	return nil
@@ -166,7 +171,7 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 		a.publish(Event{Kind: EventCatalogError, Err: err.Error()})
 		return
 	}
-	a.publish(Event{Kind: EventCatalogError})
+	a.publish(Event{Kind: EventCatalogError, Err: a.CatalogError()})
 	d := catalog.Compare(old, cur)
 	// The demo comes and goes with the emptiness of the catalog.
 	if old.Empty() != cur.Empty() {
@@ -205,6 +210,9 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 		a.warmOAuth()
 	}
 	a.applyProfiles(old, cur)
+	if d.TelemetryChanged {
+		a.restartTelemetry()
+	}
 	a.publish(Event{Kind: EventServers})
 	a.publish(Event{Kind: EventClients})
 }
@@ -421,7 +429,7 @@ func (a *App) fillProxyStatus(v *ServerView) {
 			v.Counters = Counters{
 				Requests: c.Requests, Errors: c.Errors, Denials: c.Denials,
 				BytesIn: c.BytesIn, BytesOut: c.BytesOut, Sessions: c.Sessions,
-				Streams: c.Streams, AuditDrops: c.AuditDrops, LatencyP50: st.Latency,
+				Streams: c.Streams, AuditDrops: c.AuditDrops, Redactions: c.Redactions, LatencyP50: st.Latency,
 				ForeignPeers: c.ForeignPeers,
 			}
 			return
@@ -462,10 +470,11 @@ func probeProxy(port int, name string) bool {
 // stopRuntime stops every proxy (in-flight requests get up to 5 s) and the
 // demo server.
 func (a *App) stopRuntime() error {
+	var errs []error
+	errs = append(errs, a.stopTelemetry())
 	a.rtMu.Lock()
 	mgr, demo := a.mgr, a.demo
 	a.rtMu.Unlock()
-	var errs []error
 	a.stopProfiles()
 	if mgr != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)

@@ -86,6 +86,9 @@ func (a *App) view(s catalog.Server) ServerView {
 	if v.Demo {
 		v.UpstreamURL = "built-in demo server (in-process)"
 	}
+	if m := s.Managed; m != nil {
+		v.Managed, v.ManagedDeny, v.ManagedPinning = m.Server, slices.Clone(m.Deny), m.Pinning
+	}
 	p := a.state.Get().Proxies[s.Name]
 	v.Enabled, v.Port = p.Enabled, p.Port
 	v.Credential = a.credentialStatus(s)
@@ -163,6 +166,9 @@ func (a *App) addServer(s catalog.Server, secretValues map[string]string) error 
 	if err := a.CatalogErr(); err != nil {
 		return fmt.Errorf("servers.yaml has errors; fix them before adding a server: %w", err)
 	}
+	if err := a.catalog().CheckAllowed(s); err != nil {
+		return err
+	}
 	if _, ok := a.catalog().Lookup(s.Name); ok {
 		return fmt.Errorf("a server named %q already exists; pick another name or remove it first (keyport rm %s)", s.Name, s.Name)
 	}
@@ -198,8 +204,10 @@ func (a *App) RemoveServer(name string) error {
 	if a.isDemo(name) {
 		return a.SetDemoHidden(true)
 	}
-	if _, ok := a.catalog().Lookup(name); !ok {
+	if s, ok := a.catalog().Lookup(name); !ok {
 		_, err := a.server(name)
+		return err
+	} else if err := refuseManaged(s, "removed"); err != nil {
 		return err
 	}
 	a.stopProxy(name)
@@ -231,7 +239,24 @@ func (a *App) SetToolPolicy(name string, allow, deny []string) error {
 		_, err := a.server(name)
 		return err
 	}
-	s.Tools = catalog.Tools{Allow: allow, Deny: deny}
+	if err := refuseManaged(s, "edited"); err != nil {
+		return err
+	}
+	// The organization's deny patterns stay whatever the caller sends; they
+	// are applied from the managed file, never written to servers.yaml.
+	var own []string
+	for _, d := range s.Managed.DenyPatterns() {
+		if !slices.Contains(deny, d) {
+			return fmt.Errorf("server %q: the deny pattern %q is %s (%s); it cannot be removed here", name, d, catalog.ManagedByOrg, a.catalog().Managed.Path)
+		}
+	}
+	for _, d := range deny {
+		if !s.IsManagedDeny(d) {
+			own = append(own, d)
+		}
+	}
+	s.Tools = catalog.Tools{Allow: allow, Deny: own}
+	s.Managed = nil
 	if err := s.Check(); err != nil {
 		return err
 	}
@@ -334,4 +359,13 @@ func (a *App) AllowsNoTool(v ServerView) bool {
 		}
 	}
 	return false
+}
+
+// refuseManaged refuses to change a server the organization's managed
+// settings define, saying why.
+func refuseManaged(s catalog.Server, what string) error {
+	if s.Managed != nil && s.Managed.Server {
+		return fmt.Errorf("server %q is %s (managed settings); it cannot be %s here — ask your administrator", s.Name, catalog.ManagedByOrg, what)
+	}
+	return nil
 }

@@ -52,6 +52,15 @@ type ServerView struct {
 	Allow      []string // tool policy patterns
 	Deny       []string
 	Counters   Counters
+
+	// Managed: the organization's managed settings set the whole server
+	// (it cannot be edited or removed here).
+	Managed bool
+	// ManagedDeny are the deny patterns the organization forces (also in
+	// Deny); ManagedPinning its tool-pinning mode ("" none). Every place
+	// that shows them says "set by your organization".
+	ManagedDeny    []string
+	ManagedPinning string
 }
 
 // CredentialStatus says whether a server's credentials are in the keychain.
@@ -72,6 +81,7 @@ type Counters struct {
 	BytesIn, BytesOut         int64
 	Sessions, Streams         int64
 	AuditDrops                int64
+	Redactions                int64 // injected credentials removed from answers to clients
 	LatencyP50                time.Duration
 	// ForeignPeers counts requests refused because they came from another
 	// OS user of this machine (or one that could not be identified).
@@ -99,6 +109,9 @@ type ClientView struct {
 	Detail       string // what differs, for stale
 	NeedsRestart string // e.g. "Restart Claude Desktop to load the change."
 	CanUndo      bool
+	// Default: the organization's managed settings list this client among
+	// the ones Keyport offers first.
+	Default bool
 }
 
 // ClientChange is a previewed or applied change to a client's config file.

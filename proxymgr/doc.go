@@ -17,6 +17,9 @@
 //   - enforces the tool policy (package policy) on tools/list results and
 //     tools/call requests, and rejects messages with case-variant duplicate
 //     keys so it and the server can never read a request differently;
+//   - removes every credential it injected (and the local token) from
+//     everything it sends clients — the server's JSON and event streams,
+//     error pages it quotes — as the bytes pass (package redact);
 //   - writes the audit log (package audit);
 //   - re-initializes an upstream that restarted and forgot a session, behind
 //     the client's back, and answers -32603 "NAME unreachable: why" while the

@@ -46,6 +46,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // when its client goes or when the proxy is cancelled (Shutdown), whichever
 // comes first: a proxy replaced on its socket cancels only its own.
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	rw := p.redactAnswers(w) // every byte to the client passes it (redact.go)
+	defer rw.finish()
+	w = rw
 	if p.baseCtx != nil {
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
@@ -198,7 +201,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		p.reject(w, http.StatusRequestEntityTooLarge, nil, codeInvalidRequest, fmt.Sprintf("request body of %d bytes is above the %d-byte limit", r.ContentLength, limit))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := io.ReadAll(http.MaxBytesReader(bodyLimitWriter(w), r.Body, limit))
 	p.bytesIn.Add(int64(len(body)))
 	if err != nil {
 		var mbe *http.MaxBytesError

@@ -131,6 +131,8 @@ func (p *Proxy) startAfter(ctx context.Context, old *Proxy) error {
 	// re-initialize an upstream that restarts), which id the upstream gave
 	// it since, and which requests still wait for an answer.
 	p.sessions = old.sessions
+	// A token refreshed away is still kept from clients.
+	p.secrets.Inherit(old.secrets)
 	if err := p.Start(ctx); err != nil {
 		return err
 	}
@@ -160,6 +162,7 @@ func (p *Proxy) carryOver(old *Proxy) {
 	p.bytesIn.Add(old.bytesIn.Load())
 	p.bytesOut.Add(old.bytesOut.Load())
 	p.peers.refused.Add(old.peers.refused.Load())
+	p.redactions.Add(old.redactions.Load())
 	old.mu.Lock()
 	since, state := old.since, old.state
 	old.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 
 	"keyport/proxymgr/audit"
 	"keyport/proxymgr/policy"
+	"keyport/proxymgr/redact"
 )
 
 // State is a proxy's lifecycle state.
@@ -48,6 +49,7 @@ type Counters struct {
 	// from another OS user of this machine, or from one that could not be
 	// identified (peer.go).
 	ForeignPeers int64
+	Redactions   int64 // injected credentials removed from answers to clients
 }
 
 // Status is a snapshot of a proxy.
@@ -75,6 +77,7 @@ type Proxy struct {
 	jar      http.CookieJar
 	log      *slog.Logger
 	redactor *audit.Redactor
+	secrets  *redact.Set // what the proxy injected: never sent to a client (redact.go)
 	audit    *audit.Writer
 	tokenSum [sha256.Size]byte
 	origins  map[string]bool
@@ -99,6 +102,7 @@ type Proxy struct {
 
 	requests, errs, denials, bytesIn, bytesOut atomic.Int64
 	streamsOpen                                atomic.Int64
+	redactions, redactWarned                   atomic.Int64
 	lat                                        latencyRing
 	peers                                      peerGate // peer.go
 
@@ -121,6 +125,7 @@ func New(cfg Config) (*Proxy, error) {
 		jar:      jar,
 		log:      cfg.Logger.With("server", cfg.Name),
 		redactor: audit.NewRedactor(),
+		secrets:  redact.NewSet(),
 		state:    StateStopped,
 		since:    time.Now(),
 		port:     cfg.Port,
@@ -135,6 +140,7 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.LocalToken != "" {
 		p.tokenSum = sha256.Sum256([]byte("Bearer " + cfg.LocalToken))
 		p.redactor.Add(cfg.LocalToken)
+		p.secrets.Add(cfg.LocalToken)
 	}
 	p.tr = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -363,6 +369,7 @@ func (p *Proxy) Status() Status {
 		AuditDrops: int64(aw.Drops()),
 
 		ForeignPeers: p.peers.refused.Load(),
+		Redactions:   p.redactions.Load(),
 	}
 	st.Latency = p.lat.median()
 	return st

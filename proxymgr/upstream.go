@@ -76,6 +76,7 @@ func (p *Proxy) newUpstreamRequest(ctx context.Context, in http.Header, method s
 		for k, vs := range ch {
 			h[http.CanonicalHeaderKey(k)] = vs
 			p.redactor.Add(vs...)
+			p.secrets.Add(vs...)
 		}
 	}
 	if p.hasCookies.Load() {

@@ -11,6 +11,8 @@ mkdir -p "$out"
 rm -f "$out"/*.png
 export KEYPORT_SCREENSHOTS="$out"
 export KEYPORT_FIXTURE="$here/testdata/screenshot"
+# The organization's managed settings: a managed server for the "managed" view.
+export KEYPORT_MANAGED_FILE="$here/testdata/screenshot-managed.yaml"
 "$here/scripts/session.sh" bash -c '
 	export KEYPORT_CONFIG_DIR="$HOME/keyport"
 	mkdir -p "$KEYPORT_CONFIG_DIR"

@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"keyport/app"
+	"keyport/app/telemetry"
 )
 
 // detail is the right-hand pane: the selected server's header (status and
@@ -164,12 +165,26 @@ type overviewTab struct {
 	ClearCred  *widget.Button
 	SignIn     *widget.Button
 	Remove     *widget.Button
+	Managed    *widget.Label // what the organization's managed settings set
+	Telemetry  *widget.Label // the OpenTelemetry export's status
 	counters   map[string]*widget.Label
 	foreign    fyne.CanvasObject // the "Other users" counter, shown once one was refused
 	body       *fyne.Container
 
 	name string
 	view app.ServerView
+
+	telAt  time.Time // when the export status was last asked for
+	telFor string
+}
+
+// loadTelemetry asks the core for the export's status off the fyne
+// goroutine (the core may be another process).
+func (t *overviewTab) loadTelemetry() {
+	t.u.bg(func() {
+		st := t.u.core.Telemetry()
+		t.u.do(func() { t.Telemetry.SetText(telemetryText(st)) })
+	})
 }
 
 var counterNames = []string{"Requests", "Errors", "Denials", "Latency p50", "Received", "Sent", "Sessions", "Streams", counterForeign}
@@ -191,6 +206,10 @@ func newOverviewTab(u *UI) *overviewTab {
 	t.Desc = widget.NewLabel("")
 	t.Desc.Wrapping = fyne.TextWrapWord
 	t.labels = container.New(chipsLayout{})
+	t.Managed = widget.NewLabel("")
+	t.Managed.Wrapping = fyne.TextWrapWord
+	t.Telemetry = widget.NewLabel("")
+	t.Telemetry.Wrapping = fyne.TextWrapWord
 	t.Credential = widget.NewLabel("")
 	t.Credential.Wrapping = fyne.TextWrapWord
 	t.SetCred = widget.NewButtonWithIcon("Set…", theme.AccountIcon(), func() { u.showSecretDialog(t.view) })
@@ -213,6 +232,7 @@ func newOverviewTab(u *UI) *overviewTab {
 		key("Local URL"), container.NewBorder(nil, nil, nil, copyLocal, t.LocalURL),
 		key("Auth"), t.Auth,
 		key("Labels"), t.labels,
+		key("Managed"), t.Managed,
 	)
 	grid := container.NewGridWithColumns(4)
 	for _, n := range counterNames {
@@ -240,6 +260,8 @@ func newOverviewTab(u *UI) *overviewTab {
 		heading("Traffic since the proxy started"),
 		grid,
 		widget.NewSeparator(),
+		container.New(tightVBox{}, heading("Audit export (OpenTelemetry)"), t.Telemetry),
+		widget.NewSeparator(),
 		container.NewHBox(layout.NewSpacer(), t.Remove),
 	)
 	t.root = container.NewVScroll(container.NewPadded(t.body))
@@ -258,6 +280,23 @@ func (t *overviewTab) show(v rowView) {
 		t.LocalURL.SetText(v.LocalURL)
 	}
 	t.Auth.SetText(authText(v.AuthType))
+	t.Managed.SetText(managedText(v.ServerView))
+	if v.Managed || len(v.ManagedDeny) > 0 || v.ManagedPinning != "" {
+		t.Managed.Importance = widget.HighImportance
+	} else {
+		t.Managed.Importance = widget.MediumImportance
+	}
+	t.Managed.Refresh()
+	if v.Managed {
+		t.Remove.Disable()
+	} else {
+		t.Remove.Enable()
+	}
+	if time.Since(t.telAt) > 2*time.Second || t.telFor != v.Name {
+		t.telAt, t.telFor = time.Now(), v.Name
+		t.loadTelemetry()
+	}
+
 	labels := sortedLabels(v.Labels)
 	t.labels.Objects = nil
 	for _, l := range labels {
@@ -366,4 +405,60 @@ func durationText(d time.Duration) string {
 // showErrorDialog shows what failed and why; the core's errors say what to do.
 func showErrorDialog(w fyne.Window, what string, err error) {
 	dialog.ShowError(fmt.Errorf("%s: %w", what, err), w)
+}
+
+// managedText says what the organization's managed settings set on a
+// server ("set by your organization"), or that they set nothing.
+func managedText(v app.ServerView) string {
+	var parts []string
+	if v.Managed {
+		parts = append(parts, "this server is set by your organization: it cannot be edited or removed here")
+	}
+	if len(v.ManagedDeny) > 0 && !v.Managed {
+		parts = append(parts, "deny "+strings.Join(v.ManagedDeny, ", ")+" set by your organization")
+	} else if len(v.ManagedDeny) > 0 {
+		parts = append(parts, "its deny patterns "+strings.Join(v.ManagedDeny, ", ")+" too")
+	}
+	if v.ManagedPinning != "" {
+		parts = append(parts, "tool pinning "+v.ManagedPinning+" set by your organization")
+	}
+	if len(parts) == 0 {
+		return "No: your own settings"
+	}
+	s := strings.Join(parts, "; ")
+	return strings.ToUpper(s[:1]) + s[1:] + "."
+}
+
+// telemetryText is the export's status in one or two lines: per exporter
+// whether the collector takes it, the backlog and the last error.
+func telemetryText(st telemetry.Status) string {
+	if !st.Enabled {
+		if st.Reason == "" {
+			return "Off."
+		}
+		return "Off: " + st.Reason + "."
+	}
+	by := ""
+	if st.Managed {
+		by = " (set by your organization)"
+	}
+	lines := []string{"To " + st.Endpoint + by + "."}
+	for _, s := range st.Signals {
+		state := "connected"
+		if !s.Connected {
+			state = "not connected"
+		}
+		l := fmt.Sprintf("%s: %s, backlog %s", s.Signal, state, humanBytes(s.BacklogBytes))
+		if s.OverLimit {
+			l += " (over its limit)"
+		}
+		if s.LastError != "" && !s.Connected {
+			l += " — " + s.LastError
+		}
+		lines = append(lines, l)
+	}
+	if !st.Active && st.Reason != "" {
+		lines = append(lines, st.Reason)
+	}
+	return strings.Join(lines, "\n")
 }

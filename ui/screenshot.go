@@ -48,12 +48,15 @@ var screens = []struct {
 	{"detail", func(u *UI) { u.showcase("Tools", withPolicy, running) }},
 	{"audit", func(u *UI) { u.showcase("Audit", running) }},
 	{"clients", func(u *UI) { u.showcase("Clients", withPolicy, running) }},
+	{"managed", func(u *UI) { u.showcase("Overview", managed) }},
 	{"profiles", func(u *UI) {
 		if u.ProfilesView == nil {
 			u.showProfiles()
 		}
 	}},
 }
+
+func managed(s app.ServerView) bool { return s.Managed }
 
 func running(s app.ServerView) bool    { return s.State == app.ProxyRunning }
 func withPolicy(s app.ServerView) bool { return len(s.Allow)+len(s.Deny) > 0 }

@@ -14,11 +14,17 @@ type Diff struct {
 	Removed []string
 	// RegistriesChanged reports a change of the registries list.
 	RegistriesChanged bool
+	// TelemetryChanged reports a change of the telemetry settings in effect.
+	TelemetryChanged bool
+	// ManagedChanged reports a change of the managed settings (or of
+	// their error).
+	ManagedChanged bool
 }
 
 // Empty reports whether nothing changed.
 func (d Diff) Empty() bool {
-	return len(d.Added) == 0 && len(d.Changed) == 0 && len(d.Removed) == 0 && !d.RegistriesChanged
+	return len(d.Added) == 0 && len(d.Changed) == 0 && len(d.Removed) == 0 && !d.RegistriesChanged &&
+		!d.TelemetryChanged && !d.ManagedChanged
 }
 
 // Compare returns the changes from old to cur (either may be nil: empty).
@@ -59,6 +65,16 @@ func Compare(old, cur *Catalog) Diff {
 		curR = cur.Registries
 	}
 	d.RegistriesChanged = !slices.Equal(oldR, curR)
+	var oldT, curT *Telemetry
+	var oldM, curM *ManagedState
+	if old != nil {
+		oldT, oldM = old.Telemetry, old.Managed
+	}
+	if cur != nil {
+		curT, curM = cur.Telemetry, cur.Managed
+	}
+	d.TelemetryChanged = !reflect.DeepEqual(oldT, curT)
+	d.ManagedChanged = !reflect.DeepEqual(oldM, curM)
 	return d
 }
 

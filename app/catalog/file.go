@@ -59,11 +59,31 @@ type File struct {
 	path string
 	mu   sync.Mutex   // the flock is per File, not per goroutine
 	lock *flock.Flock // across processes
+
+	managedMu   sync.Mutex
+	managedPath string   // the organization's managed file ("" none)
+	lastGood    *Managed // the last valid managed file this process read
 }
 
-// NewFile returns the servers file at path (usually DefaultPath()).
+// NewFile returns the servers file at path (usually DefaultPath()), with
+// the organization's managed settings (ManagedPath) merged over it.
 func NewFile(path string) *File {
-	return &File{path: path, lock: flock.New(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock"))}
+	return &File{path: path, lock: flock.New(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".lock")),
+		managedPath: ManagedPath()}
+}
+
+// SetManagedPath reads the managed settings from p instead ("" for none).
+func (f *File) SetManagedPath(p string) {
+	f.managedMu.Lock()
+	defer f.managedMu.Unlock()
+	f.managedPath, f.lastGood = p, nil
+}
+
+// ManagedPath is the managed settings file this File merges ("" none).
+func (f *File) ManagedPath() string {
+	f.managedMu.Lock()
+	defer f.managedMu.Unlock()
+	return f.managedPath
 }
 
 // Open returns the servers file in ConfigDir().
@@ -100,8 +120,28 @@ func (f *File) Init() (created bool, err error) {
 	return true, nil
 }
 
-// Load reads and validates the file. A missing file is an empty catalog.
+// Load reads and validates the file and merges the organization's managed
+// settings over it (Merge). A missing file is an empty catalog. An invalid
+// managed file never means "unmanaged": the last good one stays in effect
+// (Catalog.Managed.Err says why), and with none known Load fails.
 func (f *File) Load() (*Catalog, error) {
+	m, merr := f.loadManaged()
+	if m == nil && merr != nil {
+		return nil, merr
+	}
+	user, err := f.loadUser()
+	if err != nil {
+		return nil, err
+	}
+	cat := Merge(user, m)
+	if merr != nil {
+		cat.Managed.Err = merr.Error()
+	}
+	return cat, nil
+}
+
+// LoadUser reads servers.yaml alone, without the managed settings.
+func (f *File) loadUser() (*Catalog, error) {
 	data, err := os.ReadFile(f.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return &Catalog{Path: f.path}, nil
@@ -110,6 +150,54 @@ func (f *File) Load() (*Catalog, error) {
 		return nil, fmt.Errorf("read %s: %w", f.path, err)
 	}
 	return Parse(f.path, data)
+}
+
+// lastGoodName keeps, in the config dir, a copy of the last valid managed
+// file, so a process started while the file is invalid still applies it.
+const lastGoodName = ".managed.last-good.yaml"
+
+// loadManaged reads the managed file. It returns the settings in effect
+// (nil: unmanaged) and, when the file is invalid, why: then the settings
+// are the last good ones (of this process, else the copy in the config
+// dir), or nil when none is known.
+func (f *File) loadManaged() (*Managed, error) {
+	f.managedMu.Lock()
+	defer f.managedMu.Unlock()
+	cache := filepath.Join(filepath.Dir(f.path), lastGoodName)
+	if f.managedPath == "" {
+		return nil, nil
+	}
+	data, err := readSmallFile(f.managedPath, 4<<20)
+	if errors.Is(err, os.ErrNotExist) {
+		f.lastGood = nil
+		_ = os.Remove(cache) // the administrator removed it: unmanaged
+		return nil, nil
+	}
+	var m *Managed
+	if err == nil {
+		m, err = ParseManaged(f.managedPath, data)
+	} else {
+		err = fmt.Errorf("read the managed settings %s: %w", f.managedPath, err)
+	}
+	if err == nil {
+		f.lastGood = m
+		if old, rerr := os.ReadFile(cache); rerr != nil || !bytes.Equal(old, data) {
+			_ = atomicfile.WriteFile(cache, data, 0o600)
+		}
+		return m, nil
+	}
+	last := f.lastGood
+	if last == nil {
+		if old, rerr := os.ReadFile(cache); rerr == nil {
+			if cm, perr := ParseManaged(f.managedPath, old); perr == nil {
+				last = cm
+			}
+		}
+	}
+	if last == nil {
+		return nil, fmt.Errorf("the managed settings (%s) are invalid and no earlier valid version is known, so Keyport serves no server until they are fixed (ask your administrator):\n%w", f.managedPath, err)
+	}
+	return last, fmt.Errorf("the managed settings (%s) are invalid; Keyport keeps applying their last valid version (ask your administrator):\n%w", f.managedPath, err)
 }
 
 // Add appends a server. It fails if the name is taken or the server is

@@ -22,7 +22,9 @@ func tempFile(t *testing.T, content string) *File {
 			t.Fatal(err)
 		}
 	}
-	return NewFile(p)
+	f := NewFile(p)
+	f.SetManagedPath("") // never the machine's own managed file
+	return f
 }
 
 func read(t *testing.T, path string) string {

@@ -35,6 +35,12 @@ type Catalog struct {
 	Registries []Registry
 	// Profiles in file order, checked against Servers (profiles.go).
 	Profiles []Profile
+	// Telemetry is the OpenTelemetry export (nil: none configured in the
+	// file; the OTEL_EXPORTER_OTLP_* environment may still turn it on).
+	Telemetry *Telemetry
+	// Managed says what the organization's managed file sets; nil when
+	// there is none. See managed.go.
+	Managed *ManagedState
 }
 
 // Registry is an MCP Registry (v0.1 API) to search and import from.
@@ -258,8 +264,10 @@ func (p *parser) file(doc *yaml.Node, cat *Catalog) {
 				continue
 			}
 			p.registries(v, cat)
+		case "telemetry":
+			cat.Telemetry = p.telemetry(v, "telemetry")
 		default:
-			p.unknown(k, k.Value, []string{"servers", "registries", "profiles"})
+			p.unknown(k, k.Value, []string{"servers", "registries", "profiles", "telemetry"})
 		}
 	}
 	if !isNull(profiles) {
@@ -461,7 +469,10 @@ type fields struct {
 
 func (f fields) bad(v *yaml.Node, field, format string, args ...any) {
 	f.lines[field] = v.Line
-	f.p.add(v.Line, f.prefix+"."+field, format, args...)
+	if f.prefix != "" {
+		field = f.prefix + "." + field
+	}
+	f.p.add(v.Line, field, format, args...)
 }
 
 func (f fields) str(v *yaml.Node, field string) string {

@@ -526,3 +526,22 @@ func CheckProfile(cat *Catalog, p Profile) error {
 	}
 	return fmt.Errorf("profile %s: %s", p.Name, strings.Join(msgs, "; "))
 }
+
+// profilesOver is the user's profiles as they apply over servers (the
+// catalog in effect after managed settings): a server the organization
+// forbids is left out of every profile, and a profile left without a
+// server goes. Tools a managed rule denies are hidden by the server's
+// proxy, so a profile cannot serve them either.
+func profilesOver(profiles []Profile, servers []Server) []Profile {
+	var out []Profile
+	for _, p := range profiles {
+		q := p
+		q.Servers = slices.DeleteFunc(slices.Clone(p.Servers), func(ps ProfileServer) bool {
+			return !slices.ContainsFunc(servers, func(s Server) bool { return s.Name == ps.Server })
+		})
+		if len(q.Servers) > 0 {
+			out = append(out, q)
+		}
+	}
+	return out
+}

@@ -45,6 +45,9 @@ type Server struct {
 	TLS TLS `yaml:"tls,omitempty"`
 	// Source records where an imported server came from.
 	Source *Source `yaml:"source,omitempty"`
+	// Managed says which of its values the organization's managed file
+	// sets (nil: none); never read from or written to servers.yaml.
+	Managed *ManagedInfo `yaml:"-"`
 }
 
 // AuthType is how the proxy authenticates to a server.

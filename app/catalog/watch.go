@@ -108,6 +108,18 @@ func (w *Watcher) Close() error {
 // symlink, its target (whose directory is watched too).
 func (w *Watcher) follow() {
 	w.targets = map[string]bool{filepath.Clean(w.file.path): true}
+	if mp := w.file.ManagedPath(); mp != "" {
+		// The organization's managed file: its directory (best effort,
+		// it may not exist yet) and, to see that created, the parent.
+		w.targets[filepath.Clean(mp)] = true
+		if w.fsw.Add(filepath.Dir(mp)) != nil {
+			_ = w.fsw.Add(filepath.Dir(filepath.Dir(mp)))
+		}
+		if t, err := filepath.EvalSymlinks(mp); err == nil && t != filepath.Clean(mp) {
+			w.targets[t] = true
+			_ = w.fsw.Add(filepath.Dir(t))
+		}
+	}
 	if t, err := filepath.EvalSymlinks(w.file.path); err == nil {
 		t, _ = filepath.Abs(t)
 		if t != filepath.Clean(w.file.path) {
@@ -175,6 +187,10 @@ func (w *Watcher) relevant(ev fsnotify.Event) bool {
 		return true
 	}
 	if name == w.dir && (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) {
+		return true
+	}
+	if mp := w.file.ManagedPath(); mp != "" && name == filepath.Dir(filepath.Clean(mp)) && ev.Has(fsnotify.Create) {
+		_ = w.fsw.Add(name) // the managed file's directory appeared
 		return true
 	}
 	return w.targets[name]

@@ -120,6 +120,16 @@ func (e *env) catalogApp() (*app.App, error) {
 	if err := a.CatalogErr(); err != nil {
 		return nil, err
 	}
+	// Loud, on every verb: the organization's file is broken and an older
+	// version of it applies.
+	if path, problem, blocked := a.ManagedStatus(); path != "" {
+		if problem != "" {
+			fmt.Fprintf(e.io.Err, "keyport: warning: %s\n", problem)
+		}
+		for _, b := range blocked {
+			fmt.Fprintf(e.io.Err, "keyport: warning: servers.yaml's server %q is not used: %s\n", b.Name, b.Reason)
+		}
+	}
 	return a, nil
 }
 
@@ -164,5 +174,6 @@ every verb below works without a graphical session.`,
 	root.AddCommand(newConfigCmd(e), newConnectCmd(e), newRegistryCmd(e))
 	root.AddCommand(newProxyCmd(e), newProfileCmd(e))
 	root.AddCommand(newLoginCmd(e), newLogoutCmd(e))
+	root.AddCommand(newTelemetryCmd(e))
 	return root
 }

@@ -99,7 +99,7 @@ func TestEndToEndBearerServer(t *testing.T) {
 	}
 
 	port := c.startProxy(t, "acme")
-	s := apptest.Connect(t, "http://127.0.0.1:"+port+"/mcp")
+	s, clientSaw := apptest.ConnectRecording(t, "http://127.0.0.1:"+port+"/mcp")
 	if got := apptest.ToolNames(t, s); strings.Join(got, ",") != "delete_all,search" {
 		t.Errorf("tools through the proxy = %v", got)
 	}
@@ -114,6 +114,9 @@ func TestEndToEndBearerServer(t *testing.T) {
 		t.Error("the upstream did not get the bearer token on every request")
 	}
 	s.Close()
+	if leak := apptest.Leak(clientSaw.Bytes(), token); leak != "" || len(clientSaw.Bytes()) == 0 {
+		t.Errorf("the client's answers hold the token (%q)", leak)
+	}
 
 	// Wiring clients writes the local proxy, never the token.
 	if code, out, errOut := c.run(t, "", "config", "acme", "--client-config=cursor"); code != 0 ||

@@ -33,6 +33,11 @@ type serverRow struct {
 	NoToolAllowed bool              `json:"no_tool_allowed" yaml:"no_tool_allowed"`
 	CredentialSet bool              `json:"credential_set" yaml:"credential_set"`
 	Demo          bool              `json:"demo,omitempty" yaml:"demo,omitempty"`
+	// Managed: the organization's managed settings define the server
+	// (read-only). ManagedDeny and ManagedPinning are what they force on it.
+	Managed        bool     `json:"managed" yaml:"managed"`
+	ManagedDeny    []string `json:"managed_deny" yaml:"managed_deny"`
+	ManagedPinning string   `json:"managed_pinning,omitempty" yaml:"managed_pinning,omitempty"`
 }
 
 func newLsCmd(e *env) *cobra.Command {
@@ -99,6 +104,10 @@ func toRow(a *app.App, v app.ServerView) serverRow {
 		ProxyState: string(v.State), Enabled: v.Enabled,
 		Allow: v.Allow, Deny: v.Deny, NoToolAllowed: a.AllowsNoTool(v),
 		CredentialSet: !v.Credential.Needed || v.Credential.Set, Demo: v.Demo,
+		Managed: v.Managed, ManagedDeny: v.ManagedDeny, ManagedPinning: v.ManagedPinning,
+	}
+	if r.ManagedDeny == nil {
+		r.ManagedDeny = []string{}
 	}
 	if r.Type == "" {
 		r.Type = "none"
@@ -142,7 +151,7 @@ func printServers(w io.Writer, format string, rows []serverRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "Name\tDescription\tType\tLabels\tProxy\tAllowed Tools")
 	fmt.Fprintln(tw, "----\t-----------\t----\t------\t-----\t-------------")
-	warn := false
+	warn, org := false, false
 	for _, r := range rows {
 		proxy := r.Proxy
 		if proxy == "" {
@@ -153,11 +162,19 @@ func printServers(w io.Writer, format string, rows []serverRow) error {
 			tools = "[!] " + tools
 			warn = true
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, oneLine(r.Description, 48), r.Type,
+		name := r.Name
+		if r.Managed || len(r.ManagedDeny) > 0 || r.ManagedPinning != "" {
+			name += " (org)"
+			org = true
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, oneLine(r.Description, 48), r.Type,
 			formatLabels(r.Labels), proxy, tools)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if org {
+		fmt.Fprintln(w, "\n(org): set by your organization (managed settings); those values cannot be changed here.")
 	}
 	if warn {
 		_, err := fmt.Fprintln(w, "\n[!] The tool policy of this server allows no tool: edit tools.allow/deny in servers.yaml or in Keyport's Tools tab.")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"keyport/app"
+	"keyport/app/telemetry"
 )
 
 // quickTimeout bounds the calls the GUI makes on its own goroutine and that
@@ -344,6 +345,7 @@ func cloneServers(vs []app.ServerView) []app.ServerView {
 		v.Labels = maps.Clone(v.Labels)
 		v.Allow = slices.Clone(v.Allow)
 		v.Deny = slices.Clone(v.Deny)
+		v.ManagedDeny = slices.Clone(v.ManagedDeny)
 		v.Credential.Missing = slices.Clone(v.Credential.Missing)
 		v.Credential.Kinds = slices.Clone(v.Credential.Kinds)
 	}
@@ -492,6 +494,14 @@ func (c *Client) ImportFromRegistry(ctx context.Context, r app.RegistryResult, s
 // SetDemoHidden hides or shows the built-in demo server.
 func (c *Client) SetDemoHidden(hidden bool) error {
 	return c.call(context.Background(), "SetDemoHidden", onArgs{On: hidden}, nil)
+}
+
+// Telemetry is the export's status; zero when the server does not answer
+// within a moment.
+func (c *Client) Telemetry() telemetry.Status {
+	var v telemetry.Status
+	_ = c.quick("Telemetry", noArgs{}, &v)
+	return v
 }
 
 // Autostart reports whether Keyport starts at login; false when the server

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"keyport/app"
+	"keyport/app/telemetry"
 )
 
 // The window's Core and the served Backend are one method set.
@@ -180,6 +181,10 @@ func (f *fakeBackend) ImportFromRegistry(_ context.Context, r app.RegistryResult
 	return f.record("ImportFromRegistry %s %v", r.ID, secrets)
 }
 func (f *fakeBackend) SetDemoHidden(hidden bool) error { return f.record("SetDemoHidden %v", hidden) }
+func (f *fakeBackend) Telemetry() telemetry.Status {
+	f.record("Telemetry")
+	return telemetry.Status{Enabled: true, Endpoint: "http://127.0.0.1:4318"}
+}
 func (f *fakeBackend) Autostart() bool {
 	f.record("Autostart")
 	return true

@@ -44,6 +44,7 @@ import (
 
 	"keyport/app"
 	"keyport/app/instance"
+	"keyport/app/telemetry"
 )
 
 // Backend is the application core's API as the window uses it (ui.Core is
@@ -116,6 +117,9 @@ type Backend interface {
 	// ProfileTools lists the tools a server's policy allows, with the size
 	// of each definition, for picking a profile's tools.
 	ProfileTools(ctx context.Context, server string) ([]app.ProfileTool, error)
+	// Telemetry is the OpenTelemetry export's status (per exporter:
+	// connected, backlog, last error).
+	Telemetry() telemetry.Status
 
 	// Autostart reports and sets whether Keyport starts at login.
 	Autostart() bool

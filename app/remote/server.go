@@ -467,6 +467,9 @@ var handlers = map[string]handler{
 	"SetDemoHidden": method(func(_ context.Context, s *Server, p onArgs) (any, error) {
 		return nil, s.b.SetDemoHidden(p.On)
 	}),
+	"Telemetry": method(func(_ context.Context, s *Server, _ noArgs) (any, error) {
+		return s.b.Telemetry(), nil
+	}),
 	"Autostart": method(func(_ context.Context, s *Server, _ noArgs) (any, error) {
 		return s.b.Autostart(), nil
 	}),

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"keyport/proxymgr/redact"
 )
 
 // redacted replaces every secret in a redacted string.
@@ -23,16 +25,23 @@ const MinRedactLen = 4
 type pattern struct {
 	re    *regexp.Regexp
 	gates []string
+	only  func(value string) bool // if set, a value is redacted only when it says so
 }
 
+// Each pattern's value is its second group. A value that is already the
+// marker matches whole (the first alternative, tried before an optional
+// bracket or quote is taken as the value's opening), so redacting twice
+// changes nothing: a value class stopping at "]" used to turn
+// "password":"[REDACTED]" into "[REDACTED]]".
 var patterns = []pattern{
 	// Authorization: Bearer x / "authorization":"token x" / map[Authorization:[Basic x]]
-	{regexp.MustCompile(`(?i)(\b(?:proxy-)?authorization\b["']?\s*[:=]\s*\[?["']?)([^"'\]\r\n,;&]+)`), []string{"authorization"}},
-	// a bare "Bearer x" or "Basic x" anywhere else
-	{regexp.MustCompile(`(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9\-._~+/]{4,}=*)`), []string{"bearer", "basic"}},
+	{re: regexp.MustCompile(`(?i)(\b(?:proxy-)?authorization\b["']?\s*[:=]\s*\[??["']??)(\[REDACTED\]|[^"'\[\]\r\n,;&]+)`), gates: []string{"authorization"}},
+	// a bare "Bearer x" or "Basic x" anywhere else, when x looks like a
+	// credential: not in "no bearer credential for x"
+	{re: regexp.MustCompile(`(?i)(\b(?:bearer|basic)\s+)([A-Za-z0-9\-._~+/]{4,}=*)`), gates: []string{"bearer", "basic"}, only: redact.LooksLikeToken},
 	// well-known secret fields in JSON, YAML, forms and query strings
-	{regexp.MustCompile(`(?i)(\b(?:access_token|refresh_token|id_token|client_secret|api[_-]?key|x-api-key|password|passwd|secret)\b["']?\s*[:=]\s*["']?)([^"'\s,;&\]}]+)`),
-		[]string{"token", "secret", "key", "passw"}},
+	{re: regexp.MustCompile(`(?i)(\b(?:access_token|refresh_token|id_token|client_secret|api[_-]?key|x-api-key|password|passwd|secret)\b["']?\s*[:=]\s*["']??)(\[REDACTED\]|[^"'\s,;&\[\]}]+)`),
+		gates: []string{"token", "secret", "key", "passw"}},
 }
 
 // Redact replaces bearer tokens, Authorization values and well-known secret
@@ -52,11 +61,31 @@ func Redact(s string) string {
 			}
 		}
 		if hit {
-			s = p.re.ReplaceAllString(s, "${1}"+redacted)
-			lower = "" // s changed
+			s = p.replace(s)
+			lower = "" // s may have changed
 		}
 	}
 	return s
+}
+
+// replace redacts the values (second groups) of p's matches in s.
+func (p pattern) replace(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range p.re.FindAllStringSubmatchIndex(s, -1) {
+		v := s[m[4]:m[5]]
+		if v == redacted || p.only != nil && !p.only(v) {
+			continue
+		}
+		b.WriteString(s[last:m[4]])
+		b.WriteString(redacted)
+		last = m[5]
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
 }
 
 // Redactor replaces known secret values, plus everything [Redact] catches, in

@@ -1,9 +1,14 @@
 package secrets
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"keyport/proxymgr/audit"
 )
 
 func TestRedactPatterns(t *testing.T) {
@@ -23,6 +28,13 @@ func TestRedactPatterns(t *testing.T) {
 		// Nothing secret: unchanged.
 		{"tools/call echo {\"text\":\"hello\"}", "tools/call echo {\"text\":\"hello\"}"},
 		{"the bearer of bad news", "the bearer of bad news"},
+		// Words after "bearer" in a sentence are not credentials.
+		{"no bearer credential for nocred in the OS keychain", "no bearer credential for nocred in the OS keychain"},
+		{"the Bearer token expired.", "the Bearer token expired."},
+		// Already redacted text stays as it is (it became "[REDACTED]]").
+		{`{"password":"[REDACTED]","access_token":"[REDACTED]"}`, `{"password":"[REDACTED]","access_token":"[REDACTED]"}`},
+		{`{"Authorization":"[REDACTED]"} Authorization: [REDACTED]`, `{"Authorization":"[REDACTED]"} Authorization: [REDACTED]`},
+		{"password: [REDACTED] map[Authorization:[[REDACTED]]]", "password: [REDACTED] map[Authorization:[[REDACTED]]]"},
 		{"", ""},
 	}
 	for _, tt := range tests {
@@ -92,4 +104,34 @@ func FuzzRedactor(f *testing.F) {
 			t.Fatalf("secret %q survived in %q", secret, out)
 		}
 	})
+}
+
+// TestAuditLineThroughKeychainRedactor: an audit line goes through the
+// audit log's own redaction, then the keychain's (the app wires it so).
+// The result is redacted once: no "[REDACTED]]", and the text of an error
+// about a missing credential stays readable.
+func TestAuditLineThroughKeychainRedactor(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	w, err := audit.Open(audit.Config{File: path, Params: audit.ParamsRedacted, Redactor: NewRedactor()}, audit.NewRedactor())
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := "no bearer credential for nocred in the OS keychain: set it in Keyport or run 'keyport secret set nocred bearer'"
+	w.Log(audit.Event{Type: audit.TypeRequest, Server: "nocred", Method: "tools/call",
+		Params: json.RawMessage(`{"arguments":{"password":"hunter22","user":"bob"}}`), Outcome: audit.OutcomeRejected, Error: msg})
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := string(b)
+	if !strings.Contains(line, `"password":"[REDACTED]"`) || strings.Contains(line, "]]") || strings.Contains(line, "hunter22") {
+		t.Errorf("params not redacted exactly once: %s", line)
+	}
+	if !strings.Contains(line, msg) {
+		t.Errorf("the error text was changed: %s", line)
+	}
 }

@@ -22,6 +22,17 @@
 //   - memory of 1,000 open GET streams through one proxy (Go heap + stacks
 //     and RSS of the proxy's process), against the bare hop's.
 //
+// Keyport's proxy injects a bearer token (a JWT-like value the upstream
+// ignores), so the redaction of injected credentials from answers is on.
+// With -baseline-bin, a fourth path runs the same harness built from
+// another revision ("keyport (baseline)"), alternating with the others, so
+// a change's cost is measured in one run:
+//
+//	git archive BASE | tar -x -C /tmp/base
+//	cp bench/proxy/main.go /tmp/base/bench/proxy/
+//	(cd /tmp/base && go build -o /tmp/bench-base ./bench/proxy)
+//	go run ./bench/proxy -rounds 5 -baseline-bin /tmp/bench-base
+//
 // Run it with:
 //
 //	go run ./bench/proxy -rounds 5
@@ -72,6 +83,10 @@ func main() {
 		skipMem   = flag.Bool("skip-memory", false, "skip the memory figures")
 		skipCalls = flag.Bool("skip-calls", false, "skip the tools/call figures")
 		barePool  = flag.Bool("bare-pool", false, "give the bare hop a BufferPool (a tuned rather than bare ReverseProxy)")
+		otel      = flag.Bool("telemetry", false, "only the OpenTelemetry export figures (export on vs off; memory while the collector is down)")
+		otelConc  = flag.Int("telemetry-sessions", 8, "concurrent sessions for the telemetry figures")
+		otelDown  = flag.Int("telemetry-events", 100000, "events while the collector is down")
+		baseline  = flag.String("baseline-bin", "", "this benchmark built from another revision: its keyport path runs as a fourth path")
 	)
 	flag.Parse()
 	log.SetFlags(0)
@@ -80,6 +95,10 @@ func main() {
 	}
 
 	up := startUpstream()
+	if *otel {
+		benchTelemetry(up.mcpURL, *rounds, *duration, *otelConc, *otelDown)
+		return
+	}
 	self, err := os.Executable()
 	if err != nil {
 		log.Fatal(err)
@@ -92,30 +111,50 @@ func main() {
 	fmt.Printf("bench/proxy: %d rounds, %s per tools/call run, GOMAXPROCS %d, %s/%s, %s, bare hop BufferPool %v\n",
 		*rounds, *duration, runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), *barePool)
 
+	if *baseline != "" {
+		pathNames = append(pathNames, "keyport (baseline)")
+	}
+	// hops starts the proxies of every path but the direct one.
+	hops := func(upstreamURL, audit string) []*childProc {
+		ps := []*childProc{spawn(self, "bare", upstreamURL, ""), spawn(self, "keyport", upstreamURL, audit)}
+		if *baseline != "" {
+			ps = append(ps, spawn(*baseline, "keyport", upstreamURL, audit+".baseline"))
+		}
+		return ps
+	}
+	urls := func(direct string, ps []*childProc) []string {
+		u := []string{direct}
+		for _, p := range ps {
+			u = append(u, p.url)
+		}
+		return u
+	}
+	stopAll := func(ps []*childProc) {
+		for _, p := range ps {
+			p.stop()
+		}
+	}
+
 	var rep report
 	if !*skipCalls {
-		bare := spawn(self, "bare", up.mcpURL, "")
-		kp := spawn(self, "keyport", up.mcpURL, filepath.Join(dir, "audit.jsonl"))
+		ps := hops(up.mcpURL, filepath.Join(dir, "audit.jsonl"))
 		for _, cs := range strings.Split(*concs, ",") {
 			c, err := strconv.Atoi(strings.TrimSpace(cs))
 			if err != nil || c < 1 {
 				log.Fatalf("-concurrency: %q is not a positive number", cs)
 			}
-			rep.calls = append(rep.calls, benchCalls(c, *rounds, *duration, []string{up.mcpURL, bare.url, kp.url}))
+			rep.calls = append(rep.calls, benchCalls(c, *rounds, *duration, urls(up.mcpURL, ps)))
 		}
-		bare.stop()
-		kp.stop()
+		stopAll(ps)
 		if b, err := os.ReadFile(filepath.Join(dir, "audit.jsonl")); err == nil {
 			rep.auditLines = strings.Count(string(b), "\n")
 		}
 	}
 
 	ticksURL := up.ticksURL + "?n=" + strconv.Itoa(*events)
-	bareT := spawn(self, "bare", ticksURL, "")
-	kpT := spawn(self, "keyport", ticksURL, filepath.Join(dir, "audit-ticks.jsonl"))
-	rep.sse = benchSSE(*rounds, *events, []string{ticksURL, bareT.url, kpT.url})
-	bareT.stop()
-	kpT.stop()
+	psT := hops(ticksURL, filepath.Join(dir, "audit-ticks.jsonl"))
+	rep.sse = benchSSE(*rounds, *events, urls(ticksURL, psT))
+	stopAll(psT)
 
 	if !*skipMem {
 		rep.idle = benchIdle(self, up.mcpURL, dir, *idle)
@@ -265,15 +304,24 @@ func (b *bufferPool) Get() []byte {
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
-// keyportConfig is the benchmarked configuration: a tool policy and the
-// audit log (redacted params) on.
+// benchToken is the credential the benchmarked proxy injects: a JWT-like
+// value, whose first bytes ("ey") are frequent in JSON text, so the
+// redaction of answers meets many candidates.
+const benchToken = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
+
+// keyportConfig is the benchmarked configuration: a bearer token injected
+// (so answers are redacted), a tool policy and the audit log (redacted
+// params) on.
 func keyportConfig(name, upstreamURL, auditFile string) proxymgr.Config {
 	return proxymgr.Config{
 		Name:     name,
 		Upstream: upstreamURL,
-		Policy:   proxymgr.ToolPolicy{Deny: []string{"delete_*", "^admin_.*$"}},
-		Audit:    proxymgr.AuditConfig{File: auditFile, Params: proxymgr.AuditParamsRedacted},
-		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Credentials: func(context.Context) (http.Header, error) {
+			return http.Header{"Authorization": {"Bearer " + benchToken}}, nil
+		},
+		Policy: proxymgr.ToolPolicy{Deny: []string{"delete_*", "^admin_.*$"}},
+		Audit:  proxymgr.AuditConfig{File: auditFile, Params: proxymgr.AuditParamsRedacted},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 }
 
@@ -362,8 +410,8 @@ func (m memStat) goMem() int64 { return m.heap + m.stack }
 
 type callResult struct {
 	conc       int
-	p50        [3][]time.Duration // per path, per round
-	throughput [3][]float64
+	p50        [4][]time.Duration // per path, per round
+	throughput [4][]float64
 }
 
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second}}
@@ -446,7 +494,7 @@ func medianF(f []float64) float64 {
 // ---------------------------------------------------------------- SSE
 
 type sseResult struct {
-	p50, p99 [3][]time.Duration // transit per path per round
+	p50, p99 [4][]time.Duration // transit per path per round
 }
 
 func benchSSE(rounds, n int, urls []string) sseResult {
@@ -648,6 +696,9 @@ func (r report) print(w io.Writer) {
 		fmt.Fprintf(tw, "tools/call, %d session(s)\tp50\tadded vs direct\tcalls/s\n", c.conc)
 		direct := medianD(c.p50[0])
 		for i, name := range pathNames {
+			if len(c.p50[i]) == 0 {
+				continue
+			}
 			p50 := medianD(c.p50[i])
 			added := "-"
 			if i > 0 {
@@ -660,6 +711,12 @@ func (r report) print(w io.Writer) {
 		thr := medianF(c.throughput[2]) / medianF(c.throughput[1])
 		fmt.Fprintf(tw, "  keyport added / bare hop added\t%.2fx (target <= 1.2x)\t%s\t\n", ratio, verdict(ratio <= 1.2))
 		fmt.Fprintf(tw, "  keyport throughput / bare hop\t%.0f%% (target >= 90%% at 32)\t%s\t\n", thr*100, verdict(thr >= 0.9 || c.conc != 32))
+		if len(c.p50[3]) > 0 {
+			baseAdded := medianD(c.p50[3]) - direct
+			vsBase := medianF(c.throughput[2]) / medianF(c.throughput[3])
+			fmt.Fprintf(tw, "  keyport added - baseline added\t%s\t\t\n", ms(kpAdded-baseAdded))
+			fmt.Fprintf(tw, "  keyport throughput / baseline\t%.1f%% (target >= 95%%)\t%s\t\n", vsBase*100, verdict(vsBase >= 0.95))
+		}
 		fmt.Fprintln(tw, "\t\t\t")
 	}
 	if len(r.calls) > 0 {
@@ -670,6 +727,9 @@ func (r report) print(w io.Writer) {
 		fmt.Fprintf(tw, "SSE pass-through (event written -> read)\tp50\tp99\tadded p50 / p99\n")
 		d50, d99 := medianD(r.sse.p50[0]), medianD(r.sse.p99[0])
 		for i, name := range pathNames {
+			if len(r.sse.p50[i]) == 0 {
+				continue
+			}
 			p50, p99 := medianD(r.sse.p50[i]), medianD(r.sse.p99[i])
 			added := "-"
 			if i > 0 {
@@ -680,6 +740,10 @@ func (r report) print(w io.Writer) {
 		kp50, kp99, bare99 := medianD(r.sse.p50[2])-d50, medianD(r.sse.p99[2])-d99, medianD(r.sse.p99[1])-d99
 		fmt.Fprintf(tw, "  keyport added per event, p50 (target < 1 ms)\t%s\t%s\t\n", ms(kp50), verdict(kp50 < time.Millisecond))
 		fmt.Fprintf(tw, "  keyport added per event, p99 (bare hop: %s)\t%s\t%s\t\n", ms(bare99), ms(kp99), verdict(kp99 < time.Millisecond))
+		if len(r.sse.p50[3]) > 0 {
+			base50 := medianD(r.sse.p50[3]) - d50
+			fmt.Fprintf(tw, "  keyport added p50 - baseline added p50 (target <= 0.05 ms)\t%s\t%s\t\n", ms(kp50-base50), verdict(kp50-base50 <= 50*time.Microsecond))
+		}
 		fmt.Fprintln(tw, "\t\t\t")
 	}
 	if r.idle.n > 0 {
@@ -690,7 +754,7 @@ func (r report) print(w io.Writer) {
 	}
 	if r.streams.n > 0 {
 		fmt.Fprintf(tw, "%d open GET streams, growth of the hop's process\tGo heap+stacks\tRSS\tgoroutines\n", r.streams.n)
-		for i, name := range pathNames[1:] {
+		for i, name := range pathNames[1:3] {
 			fmt.Fprintf(tw, "  %s\t%s (%s/stream)\t%s\t%d\n", name, mib(r.streams.goMem[i]), kib(r.streams.goMem[i]/int64(r.streams.n)), mib(r.streams.rss[i]), r.streams.goroutines[i])
 		}
 	}

@@ -14,11 +14,14 @@ package audit
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,13 +62,18 @@ const (
 
 // Event is one audit record.
 type Event struct {
-	Time            time.Time `json:"time"`
-	Type            string    `json:"event"`
-	Server          string    `json:"server"`
-	Session         string    `json:"session,omitempty"`
-	ClientName      string    `json:"client_name,omitempty"`
-	ClientVersion   string    `json:"client_version,omitempty"`
-	ProtocolVersion string    `json:"protocol_version,omitempty"`
+	Time time.Time `json:"time"`
+	Type string    `json:"event"`
+	// EventID identifies the event for good: the Writer gives each event
+	// one (a random per-writer prefix and a counter) unless the caller
+	// set it. Exporters send it along so a backend can drop a duplicate.
+	// Lines written before it existed have none.
+	EventID         string `json:"event_id,omitempty"`
+	Server          string `json:"server"`
+	Session         string `json:"session,omitempty"`
+	ClientName      string `json:"client_name,omitempty"`
+	ClientVersion   string `json:"client_version,omitempty"`
+	ProtocolVersion string `json:"protocol_version,omitempty"`
 	// Via says how the request reached the proxy when a Keyport profile
 	// endpoint sent it: "profile NAME", plus "; tool=NAME" (the tool as
 	// the client called it) and "; overrides=rename,description" when the
@@ -147,6 +155,8 @@ type Writer struct {
 	written  atomic.Uint64
 	closeOne sync.Once
 	closed   atomic.Bool
+	idPrefix string // random, per writer: event ids never collide across processes
+	idSeq    uint64 // owned by the writer goroutine
 
 	// owned by the writer goroutine
 	f    *os.File
@@ -172,8 +182,13 @@ func Open(cfg Config, secrets *Redactor) (*Writer, error) {
 	if err := os.MkdirAll(filepath.Dir(cfg.File), 0o700); err != nil {
 		return nil, fmt.Errorf("audit: create the directory of %s: %w", cfg.File, err)
 	}
+	var prefix [8]byte
+	if _, err := rand.Read(prefix[:]); err != nil {
+		return nil, fmt.Errorf("audit: event id prefix: %w", err)
+	}
 	w := &Writer{cfg: cfg, redactor: secrets, ch: make(chan *Event, cfg.Buffer), done: make(chan struct{}),
-		lock: flock.New(filepath.Join(filepath.Dir(cfg.File), "."+filepath.Base(cfg.File)+".lock"))}
+		idPrefix: hex.EncodeToString(prefix[:]),
+		lock:     flock.New(filepath.Join(filepath.Dir(cfg.File), "."+filepath.Base(cfg.File)+".lock"))}
 	if err := w.open(); err != nil {
 		return nil, err
 	}
@@ -307,6 +322,10 @@ func (w *Writer) write(e Event) {
 			w.drops.Add(1)
 			return
 		}
+	}
+	if e.EventID == "" {
+		w.idSeq++
+		e.EventID = w.idPrefix + "-" + strconv.FormatUint(w.idSeq, 16)
 	}
 	switch w.cfg.Params {
 	case ParamsNone:

@@ -222,3 +222,39 @@ func TestTwoWritersShareAFile(t *testing.T) {
 		t.Errorf("%d segments for %d bytes of MaxBytes %d: rotations were doubled", segments, total, maxBytes)
 	}
 }
+
+// Every event gets an id of its own, unique across writers sharing a file
+// (the app's proxy and a bridge's), and a caller's id is kept: exporters
+// send it so a backend can drop a duplicate delivery.
+func TestEventIDsAreUniqueAcrossWriters(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	var ws []*Writer
+	for range 2 {
+		w, err := Open(Config{File: path}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	for i := range 500 {
+		ws[i%2].Log(Event{Type: TypeRequest, Server: "gh", Method: "tools/call", Outcome: OutcomeOK})
+	}
+	ws[0].Log(Event{Type: TypeRequest, Server: "gh", EventID: "given-1", Outcome: OutcomeOK})
+	for _, w := range ws {
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, l := range readLines(t, path) {
+		id, _ := l["event_id"].(string)
+		if id == "" || seen[id] {
+			t.Fatalf("event id %q missing or repeated in %v", id, l)
+		}
+		seen[id] = true
+	}
+	if len(seen) != 501 || !seen["given-1"] {
+		t.Fatalf("got %d distinct ids (given-1 kept: %v), want 501", len(seen), seen["given-1"])
+	}
+}

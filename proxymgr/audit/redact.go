@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"keyport/proxymgr/redact"
 )
 
 // Redacted replaces every secret in the audit log.
@@ -23,7 +25,8 @@ const minSecretLen = 4
 type Redactor struct {
 	mu     sync.Mutex
 	values map[string]struct{}
-	rep    atomic.Pointer[strings.Replacer]
+	rep    atomic.Pointer[strings.Replacer] // short values and their JSON forms
+	m      atomic.Pointer[redact.Matcher]   // values of redact.MinLen bytes or more, in every spelling
 }
 
 // NewRedactor returns a Redactor that scrubs values.
@@ -72,6 +75,7 @@ func (r *Redactor) Add(values ...string) {
 		pairs = append(pairs, v, Redacted)
 	}
 	r.rep.Store(strings.NewReplacer(pairs...))
+	r.m.Store(redact.Compile(all...))
 }
 
 // secretForms is v, its credential after an auth scheme, and their JSON
@@ -91,26 +95,68 @@ func secretForms(v string) []string {
 	return forms
 }
 
+// The patterns below find credentials Keyport does not know. A value that
+// is already the marker is matched whole (the first alternative), so
+// redacting twice changes nothing: a value class stopping at "]" used to
+// turn "[REDACTED]" into "[REDACTED]]".
 var (
-	bearerRE = regexp.MustCompile(`(?i)\b(bearer|basic)(\s+|%20)[A-Za-z0-9\-._~+/=%]{4,}`)
-	queryRE  = regexp.MustCompile(`(?i)\b((?:access_|refresh_|id_)?token|api[_-]?key|client_secret|secret|password|sig|signature)=[^&\s"\\]+`)
+	// Authorization: Bearer x / "authorization":"token x": whatever follows.
+	authRE = regexp.MustCompile(`(?i)\b(?:proxy-)?authorization\b["']?\s*[:=]\s*\[??["']??(\[REDACTED\]|[^"'\[\]\r\n,;&\\]+)`)
+	// "Bearer x" in free text: x only when it looks like a credential
+	// (redact.LooksLikeToken), not in "no bearer credential for x".
+	bearerRE = regexp.MustCompile(`(?i)\b(?:bearer|basic)(?:\s+|%20)([A-Za-z0-9\-._~+/=%]{4,})`)
+	queryRE  = regexp.MustCompile(`(?i)\b((?:access_|refresh_|id_)?token|api[_-]?key|client_secret|secret|password|sig|signature)=(\[REDACTED\]|[^&\s"\\]+)`)
 )
 
-// Redact returns s with every registered value, bearer-looking credential and
-// token-looking URL query value replaced by [REDACTED].
+// Redact returns s with every registered value (in any spelling: raw,
+// JSON-escaped, percent-encoded), Authorization value, bearer credential
+// and token-looking URL query value replaced by [REDACTED].
 func (r *Redactor) Redact(s string) string {
 	if r != nil {
+		if m := r.m.Load(); m != nil {
+			if b, n := m.Replace([]byte(s)); n > 0 {
+				s = string(b)
+			}
+		}
 		if rep := r.rep.Load(); rep != nil {
 			s = rep.Replace(s)
 		}
 	}
+	if containsFold(s, "authorization") {
+		s = replaceGroup(authRE, s, func(v string) bool { return v != Redacted })
+	}
 	if strings.Contains(s, "earer") || strings.Contains(s, "EARER") || strings.Contains(s, "asic") || strings.Contains(s, "ASIC") {
-		s = bearerRE.ReplaceAllString(s, "${1}${2}"+Redacted)
+		s = replaceGroup(bearerRE, s, redact.LooksLikeToken)
 	}
 	if strings.IndexByte(s, '=') >= 0 {
 		s = queryRE.ReplaceAllString(s, "${1}="+Redacted)
 	}
 	return s
+}
+
+// replaceGroup replaces the first group of re's matches in s by Redacted
+// where redactIf accepts it.
+func replaceGroup(re *regexp.Regexp, s string, redactIf func(string) bool) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range re.FindAllStringSubmatchIndex(s, -1) {
+		v := s[m[2]:m[3]]
+		if !redactIf(v) {
+			continue
+		}
+		b.WriteString(s[last:m[2]])
+		b.WriteString(Redacted)
+		last = m[3]
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func containsFold(s, word string) bool {
+	return strings.Contains(strings.ToLower(s), word)
 }
 
 // sensitiveKeys are object keys (compared case-insensitively, ignoring - and

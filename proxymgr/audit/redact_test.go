@@ -30,8 +30,44 @@ func TestRedactorScrubsSecrets(t *testing.T) {
 		}
 	}
 	var nilR *Redactor
-	if got := nilR.Redact("Bearer abcdef"); got != "Bearer [REDACTED]" {
+	if got := nilR.Redact("Bearer abc123"); got != "Bearer [REDACTED]" {
 		t.Errorf("nil Redactor: %q", got)
+	}
+}
+
+// TestRedactLeavesWordsAndMarkers: words after "bearer" in a sentence are
+// not credentials, and redacting an already redacted line changes nothing
+// (it used to give "[REDACTED]]").
+func TestRedactLeavesWordsAndMarkers(t *testing.T) {
+	t.Parallel()
+	r := NewRedactor("Bearer sk-live-123456789")
+	tests := []struct{ in, want string }{
+		{"no bearer credential for nocred in the OS keychain", "no bearer credential for nocred in the OS keychain"},
+		{"no bearer token for nocred", "no bearer token for nocred"},
+		{"the Bearer token expired.", "the Bearer token expired."},
+		{"upstream said: invalid bearer eyJhbGciOi.J9.sig", "upstream said: invalid bearer [REDACTED]"},
+		{"Authorization: Bearer abcdef", "Authorization: [REDACTED]"},
+		{"map[Authorization:[Bearer abcdef]]", "map[Authorization:[[REDACTED]]]"},
+		{`{"authorization":"token abcdef"}`, `{"authorization":"[REDACTED]"}`},
+		{"got sk-live-123456789%2F and sk-live-12345678\u0039", "got [REDACTED]%2F and [REDACTED]"},
+	}
+	for _, tc := range tests {
+		got := r.Redact(tc.in)
+		if got != tc.want {
+			t.Errorf("Redact(%q)\n got %q\nwant %q", tc.in, got, tc.want)
+		}
+		if again := r.Redact(got); again != got {
+			t.Errorf("Redact is not idempotent: %q -> %q", got, again)
+		}
+	}
+	for _, line := range []string{
+		`{"params":{"password":"[REDACTED]","api_key":"[REDACTED]"},"error":"Authorization: [REDACTED]"}`,
+		`https://x/?password=[REDACTED]&token=[REDACTED]`,
+		`"authorization":"[REDACTED]", map[Authorization:[[REDACTED]]]`,
+	} {
+		if got := r.Redact(line); got != line {
+			t.Errorf("Redact(%q) = %q: an already redacted line changed", line, got)
+		}
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"keyport/app"
+	"keyport/app/telemetry"
 )
 
 // Core is a fake application core.
@@ -582,6 +583,12 @@ func (c *Core) SetDemoHidden(hidden bool) error {
 	c.mu.Unlock()
 	c.emit(app.Event{Kind: app.EventServers})
 	return nil
+}
+
+// Telemetry reports the export's status: none configured, as on a fresh
+// install.
+func (c *Core) Telemetry() telemetry.Status {
+	return telemetry.Status{Reason: "no collector configured"}
 }
 
 // Autostart reports the start-at-login setting.

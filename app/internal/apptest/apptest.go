@@ -147,13 +147,22 @@ func (u *Upstream) Called() []string {
 // Connect opens a go-sdk client session to a local proxy URL.
 func Connect(t *testing.T, url string) *mcp.ClientSession {
 	t.Helper()
+	s, _ := ConnectRecording(t, url)
+	return s
+}
+
+// ConnectRecording opens a go-sdk client session to a local proxy URL and
+// keeps every byte the client reads (see Leak).
+func ConnectRecording(t *testing.T, url string) (*mcp.ClientSession, *Recorder) {
+	t.Helper()
+	rec := &Recorder{}
 	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, nil)
-	s, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: url}, nil)
+	s, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: &http.Client{Transport: rec}}, nil)
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s, rec
 }
 
 func ToolNames(t *testing.T, s *mcp.ClientSession) []string {
