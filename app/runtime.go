@@ -20,9 +20,10 @@ import (
 // appRuntime is what a running App holds besides its files: the proxy manager,
 // the demo server, the OAuth sources and the watchers.
 type appRuntime struct {
-	oauth   oauthSources
-	prompts signInPrompts
-	clients clientsRuntime
+	oauth    oauthSources
+	prompts  signInPrompts
+	clients  clientsRuntime
+	profiles profilesRuntime // profiles.go
 
 	rtMu        sync.Mutex
 	mgr         *proxymgr.Manager
@@ -30,6 +31,7 @@ type appRuntime struct {
 	started     bool
 	lastTraffic map[string]int64  // requests+errors+denials last seen, per server
 	startErrs   map[string]string // why a proxy the user turned on could not start
+	elsewhere   map[string]bool   // proxies another Keyport process serves on their port (portwait.go)
 
 	exporter        *telemetry.Exporter // the OpenTelemetry export of this process
 	telemetryWanted bool                // this process exports (tray app, keyport proxy)
@@ -122,6 +124,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.wantTelemetry()
 	a.watchPins()
 	a.restoreProxies(runCtx)
+	a.restoreProfiles()
 	return nil
 }
 
@@ -208,6 +211,7 @@ func (a *App) applyCatalog(old, cur *catalog.Catalog, err error) {
 	if started {
 		a.warmOAuth()
 	}
+	a.applyProfiles(old, cur)
 	if d.TelemetryChanged {
 		a.restartTelemetry()
 	}
@@ -277,6 +281,9 @@ func (a *App) startProxy(ctx context.Context, name string) error {
 		st, err = mgr.Restart(a.runContext(), cfg)
 	} else {
 		st, err = mgr.Start(a.runContext(), cfg)
+	}
+	if err != nil && a.servedElsewhere(name, cfg.Port, err) {
+		return nil // portwait.go: taken over once the other process ends
 	}
 	a.setStartErr(name, err)
 	if err != nil {
@@ -388,6 +395,9 @@ func (a *App) fillProxyStatus(v *ServerView) {
 	a.rtMu.Unlock()
 	if startErr != "" && v.Enabled {
 		v.State, v.LastError = ProxyError, startErr
+		if a.isServedElsewhere(v.Name) {
+			v.State = ProxyRunning // by another Keyport process, on this port
+		}
 		return
 	}
 	if mgr != nil {
@@ -448,6 +458,7 @@ func (a *App) stopRuntime() error {
 	a.rtMu.Lock()
 	mgr, demo := a.mgr, a.demo
 	a.rtMu.Unlock()
+	a.stopProfiles()
 	if mgr != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
 		errs = append(errs, mgr.Close(ctx))

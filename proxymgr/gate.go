@@ -86,7 +86,7 @@ func (p *Proxy) refuse(m *message, tool string, sess *session, ci clientInfo, no
 	p.errs.Add(1)
 	if p.audit != nil {
 		e := audit.Event{Time: now, Type: audit.TypeRequest, Server: p.name, Method: m.method, ID: m.id, Tool: tool,
-			ClientName: ci.name, ClientVersion: ci.version, ParamsSize: len(m.params), Params: p.auditParams(m.params),
+			ClientName: ci.name, ClientVersion: ci.version, Via: ci.via, ParamsSize: len(m.params), Params: p.auditParams(m.params),
 			Outcome: audit.OutcomeRejected, Error: msg}
 		if sess != nil {
 			e.Session = sess.id

@@ -260,6 +260,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 		ci = sess.client
 		sess.mu.Unlock()
 	}
+	ci.via = via(r) // via.go
 	for i := range msgs {
 		m := &msgs[i]
 		p.requests.Add(1)
@@ -294,7 +295,7 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 				sess.remember(m)
 			}
 			if ci.name == "" && p.audit != nil {
-				ci = metaClientInfo(m.params)
+				ci = metaClientInfo(m.params, ci.via)
 			}
 			pr := p.newPending(m, sess, ci, now)
 			key, ok := idKey(m.id)
@@ -400,7 +401,7 @@ func (p *Proxy) deny(m *message, tool string, sess *session, ci clientInfo, now 
 	msg := fmt.Sprintf("tool %q is not allowed by the tool policy of server %s in Keyport (%s)", tool, p.name, p.pol)
 	if p.audit != nil {
 		e := audit.Event{Time: now, Type: audit.TypeDenial, Server: p.name, Method: m.method, ID: m.id, Tool: tool,
-			ClientName: ci.name, ClientVersion: ci.version, ParamsSize: len(m.params), Outcome: audit.OutcomeDenied, Error: msg}
+			ClientName: ci.name, ClientVersion: ci.version, Via: ci.via, ParamsSize: len(m.params), Outcome: audit.OutcomeDenied, Error: msg}
 		if sess != nil {
 			e.Session = sess.id
 		}
@@ -438,8 +439,15 @@ func (p *Proxy) auditParams(params []byte) json.RawMessage {
 	return params
 }
 
-// metaClientInfo reads the 2026-era per-request client info from params._meta.
-func metaClientInfo(params []byte) clientInfo {
+// metaClientInfo reads the 2026-era per-request client info from
+// params._meta (via is the request's, kept).
+func metaClientInfo(params []byte, via string) clientInfo {
+	ci := metaClient(params)
+	ci.via = via
+	return ci
+}
+
+func metaClient(params []byte) clientInfo {
 	if len(params) == 0 || params[0] != '{' {
 		return clientInfo{}
 	}
@@ -461,7 +469,7 @@ func metaClientInfo(params []byte) clientInfo {
 	}
 	n, _ := paramString(info, "name")
 	v, _ := paramString(info, "version")
-	return clientInfo{n, v}
+	return clientInfo{name: n, version: v}
 }
 
 // maybeStartSession records a session the upstream created in answer to the
@@ -530,7 +538,7 @@ func (p *Proxy) auditNotification(m *message, sess *session, ci clientInfo, stat
 	if p.audit == nil {
 		return
 	}
-	e := audit.Event{Time: now, Type: audit.TypeNotification, Server: p.name, Method: m.method, ClientName: ci.name, ClientVersion: ci.version,
+	e := audit.Event{Time: now, Type: audit.TypeNotification, Server: p.name, Method: m.method, ClientName: ci.name, ClientVersion: ci.version, Via: ci.via,
 		ParamsSize: len(m.params), Params: p.auditParams(m.params), Outcome: audit.OutcomeOK, Status: status}
 	if sess != nil {
 		e.Session = sess.id
@@ -551,7 +559,7 @@ func (p *Proxy) auditRequest(pr *pendingReq, outcome, errText string, d time.Dur
 		return
 	}
 	p.audit.Log(audit.Event{Time: pr.start, Type: audit.TypeRequest, Server: p.name, Session: pr.session,
-		ClientName: pr.client.name, ClientVersion: pr.client.version, Method: pr.method, ID: pr.id, Tool: pr.tool,
+		ClientName: pr.client.name, ClientVersion: pr.client.version, Via: pr.client.via, Method: pr.method, ID: pr.id, Tool: pr.tool,
 		ParamsSize: pr.paramsSize, Params: pr.params, DurationMS: ms(d), Outcome: outcome, Error: errText})
 }
 

@@ -105,7 +105,10 @@ func (t *tracker) expire(now time.Time, ttl time.Duration) []*pendingReq {
 	return out
 }
 
-type clientInfo struct{ name, version string }
+type clientInfo struct {
+	name, version string
+	via           string // how the request came (via.go)
+}
 
 // session is a 2025-era MCP session the proxy saw being created. Clients
 // know it by the id the upstream first gave; after an upstream restart the

@@ -98,7 +98,8 @@ func skipRequestHeader(k string) bool {
 	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
 		"Te", "Trailer", "Transfer-Encoding", "Upgrade",
 		"Authorization", "Cookie", "Origin", "Referer", "Accept-Encoding", "Content-Length", "Host",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Mcp-Session-Id", "Expect":
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Mcp-Session-Id", "Expect",
+		viaHeader: // Keyport's own (via.go), never the server's business
 		return true
 	}
 	return strings.HasPrefix(k, "Sec-Fetch-") || strings.HasPrefix(k, "Access-Control-")

@@ -50,6 +50,11 @@ var screens = []struct {
 	{"clients", func(u *UI) { u.showcase("Clients", withPolicy, running) }},
 	{"managed", func(u *UI) { u.showcase("Overview", managed) }},
 	{"review", func(u *UI) { u.showcase("Tools", withToolChanges, running) }},
+	{"profiles", func(u *UI) {
+		if u.ProfilesView == nil {
+			u.showProfiles()
+		}
+	}},
 }
 
 func managed(s app.ServerView) bool         { return s.Managed }

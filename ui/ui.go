@@ -57,15 +57,18 @@ type UI struct {
 	AddButton   *widget.Button
 	Import      *widget.Button
 	Settings    *widget.Button
+	Profiles    *widget.Button // profiles.go
 	Banner      *banner
 	Detail      *detail
 
 	// The open dialogs, for tests; nil when closed.
-	AddDialog    *AddServerDialog
-	ImportDialog *ImportDialog
-	SecretDialog *SecretDialog
-	LostDialog   *LostDialog
-	NoTrayDialog *NoTrayDialog
+	AddDialog     *AddServerDialog
+	ImportDialog  *ImportDialog
+	SecretDialog  *SecretDialog
+	LostDialog    *LostDialog
+	NoTrayDialog  *NoTrayDialog
+	ProfilesView  *ProfilesView  // profiles.go
+	ProfileEditor *ProfileEditor // profiles.go
 
 	emptyBox *fyne.Container
 	split    *container.Split
@@ -164,6 +167,7 @@ func (u *UI) content() fyne.CanvasObject {
 	u.AddButton.Importance = widget.HighImportance
 	u.Import = widget.NewButtonWithIcon("Import", theme.DownloadIcon(), u.showImport)
 	u.Settings = widget.NewButtonWithIcon("", theme.SettingsIcon(), u.showSettingsMenu)
+	u.Profiles = widget.NewButtonWithIcon("Profiles", theme.ListIcon(), u.showProfiles)
 
 	u.List = newServerList(
 		func() int { return len(u.shown) },
@@ -196,7 +200,7 @@ func (u *UI) content() fyne.CanvasObject {
 	title := heading("Keyport")
 	title.SizeName = theme.SizeNameSubHeadingText
 	top := container.NewBorder(nil, nil, title,
-		container.NewHBox(container.NewGridWrap(filterW, u.LabelFilter), u.AddButton, u.Import, u.Settings),
+		container.NewHBox(container.NewGridWrap(filterW, u.LabelFilter), u.AddButton, u.Import, u.Profiles, u.Settings),
 		u.Search)
 	// The list's pane tells when its size changes: the window was resized
 	// or the divider moved (window.go remembers both).
@@ -297,6 +301,9 @@ func (u *UI) handle(batch []app.Event) {
 		u.refreshServers()
 		if u.selectedCounters() != before {
 			audit = true
+		}
+		if u.ProfilesView != nil {
+			u.ProfilesView.refresh()
 		}
 	}
 	if clients {

@@ -239,7 +239,9 @@ func (f *File) Update(s Server) error {
 	})
 }
 
-// Remove deletes the server called name.
+// Remove deletes the server called name, and takes it out of every
+// profile (a profile left without a server goes too), so the file stays
+// valid.
 func (f *File) Remove(name string) error {
 	return f.edit(func(seq *yaml.Node) error {
 		i := findServer(seq, name)
@@ -248,12 +250,26 @@ func (f *File) Remove(name string) error {
 		}
 		seq.Content = append(seq.Content[:i], seq.Content[i+1:]...)
 		return nil
-	})
+	}, func(doc *yaml.Node) { dropFromProfiles(doc, name) })
 }
 
 // edit runs change on the servers list of the current file and writes the
 // result, all under the file lock.
-func (f *File) edit(change func(seq *yaml.Node) error) error {
+func (f *File) edit(change func(seq *yaml.Node) error, also ...func(doc *yaml.Node)) error {
+	return f.editList("servers", func(seq, doc *yaml.Node) error {
+		if err := change(seq); err != nil {
+			return err
+		}
+		for _, a := range also {
+			a(doc)
+		}
+		return nil
+	})
+}
+
+// editList is edit for the top-level list key (servers, profiles); change
+// also gets the document.
+func (f *File) editList(key string, change func(seq, doc *yaml.Node) error) error {
 	if err := os.MkdirAll(filepath.Dir(f.path), 0o700); err != nil {
 		return fmt.Errorf("create the config dir: %w", err)
 	}
@@ -280,8 +296,8 @@ func (f *File) edit(change func(seq *yaml.Node) error) error {
 	if errors.As(perr, &le) && le.syntax {
 		return fmt.Errorf("%s cannot be changed until it parses (Keyport never overwrites a file it cannot read); fix it first:\n%w", f.path, perr)
 	}
-	seq := serversSeq(doc)
-	if err := change(seq); err != nil {
+	seq := listSeq(doc, key)
+	if err := change(seq, doc); err != nil {
 		return err
 	}
 	if len(seq.Content) > 0 {
@@ -328,7 +344,11 @@ func (f *File) lockFile() (unlock func(), err error) {
 
 // serversSeq returns the document's servers list, creating the document,
 // the top-level mapping or the list as needed.
-func serversSeq(doc *yaml.Node) *yaml.Node {
+func serversSeq(doc *yaml.Node) *yaml.Node { return listSeq(doc, "servers") }
+
+// listSeq returns the document's top-level list key, creating the
+// document, the top-level mapping or the list as needed.
+func listSeq(doc *yaml.Node, key string) *yaml.Node {
 	if doc.Kind == 0 {
 		*doc = yaml.Node{Kind: yaml.DocumentNode}
 	}
@@ -342,7 +362,7 @@ func serversSeq(doc *yaml.Node) *yaml.Node {
 	}
 	root := deref(doc.Content[0])
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		if root.Content[i].Value == "servers" {
+		if root.Content[i].Value == key {
 			v := deref(root.Content[i+1])
 			if isNull(v) {
 				seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", LineComment: v.LineComment, FootComment: v.FootComment}
@@ -353,7 +373,7 @@ func serversSeq(doc *yaml.Node) *yaml.Node {
 		}
 	}
 	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-	root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: "servers"}, seq)
+	root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, seq)
 	return seq
 }
 

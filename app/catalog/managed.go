@@ -288,6 +288,9 @@ func Merge(user *Catalog, m *Managed) *Catalog {
 	if m.Telemetry != nil {
 		out.Telemetry = m.Telemetry
 	}
+	if user != nil {
+		out.Profiles = profilesOver(user.Profiles, out.Servers)
+	}
 	return out
 }
 

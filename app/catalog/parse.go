@@ -33,6 +33,8 @@ type Catalog struct {
 	// Registries as written in the file (see RegistrySources for the
 	// effective list).
 	Registries []Registry
+	// Profiles in file order, checked against Servers (profiles.go).
+	Profiles []Profile
 	// Telemetry is the OpenTelemetry export (nil: none configured in the
 	// file; the OTEL_EXPORTER_OTLP_* environment may still turn it on).
 	Telemetry *Telemetry
@@ -242,9 +244,16 @@ func (p *parser) file(doc *yaml.Node, cat *Catalog) {
 		p.syntax = true // an edit could not know which one to keep
 		return
 	}
+	var profiles *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		k, v := root.Content[i], deref(root.Content[i+1])
 		switch k.Value {
+		case "profiles": // after servers, which they refer to
+			if !isNull(v) && v.Kind != yaml.SequenceNode {
+				p.add(v.Line, "profiles", "must be a list of profiles (- name: ...)")
+				continue
+			}
+			profiles = v
 		case "servers":
 			if isNull(v) {
 				continue
@@ -269,8 +278,11 @@ func (p *parser) file(doc *yaml.Node, cat *Catalog) {
 		case "oauth":
 			p.oauthDefaults(v, cat)
 		default:
-			p.unknown(k, k.Value, []string{"servers", "registries", "telemetry", "oauth"})
+			p.unknown(k, k.Value, []string{"servers", "registries", "profiles", "telemetry", "oauth"})
 		}
+	}
+	if !isNull(profiles) {
+		p.profiles(profiles, cat)
 	}
 }
 

@@ -260,6 +260,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(exampleFile))
 	f.Add([]byte("servers:\n  - name: a\n    url: https://a.example\n    auth: {type: headers, secret_headers: [X-K]}\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	f.Add([]byte(profileServers + "profiles:\n  - name: p\n    servers:\n      - server: github\n        tools: [a]\n        overrides: {a: {rename: b}}\n      - linear\n"))
 	f.Add([]byte("servers:\n  - &s {name: a, url: \"https://a.example\"}\n  - *s\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("servers.yaml", data)

@@ -200,7 +200,7 @@ to open the tray app); every verb below works without a graphical session.`
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newLsCmd(e), newAddCmd(e), newRmCmd(e), newSecretCmd(e))
 	root.AddCommand(newConfigCmd(e), newConnectCmd(e), newRegistryCmd(e))
-	root.AddCommand(newProxyCmd(e), newToolsCmd(e))
+	root.AddCommand(newProxyCmd(e), newToolsCmd(e), newProfileCmd(e))
 	root.AddCommand(newLoginCmd(e), newLogoutCmd(e), newOAuthCmd(e))
 	root.AddCommand(newTelemetryCmd(e))
 	return root

@@ -21,16 +21,20 @@ import (
 	"keyport/proxymgr/bridge"
 )
 
+// appTarget is where a named connect sends its traffic.
+type appTarget = app.BridgeTarget
+
 func newConnectCmd(e *env) *cobra.Command {
 	var (
 		endpoint    string
+		profile     string
 		headers     []string
 		noReconnect bool
 		logFile     string
 		verbose     bool
 	)
 	cmd := &cobra.Command{
-		Use:   "connect NAME | connect --url URL",
+		Use:   "connect NAME | connect --profile NAME | connect --url URL",
 		Short: "Bridge a stdio MCP client to a remote streamable-HTTP MCP server",
 		Long: `connect speaks MCP on its standard input and output, for clients that can only
 start stdio servers (Claude Desktop), and forwards every message to a remote
@@ -63,8 +67,11 @@ value: connect reads VAR from its environment.`,
 				if err := checkEndpoint(endpoint); err != nil {
 					return usage(err)
 				}
-			} else if len(a) == 0 {
-				return usage(errors.New("connect: name a server of your catalog (keyport ls), or pass an endpoint with --url"))
+			} else if len(a) == 0 && profile == "" {
+				return usage(errors.New("connect: name a server of your catalog (keyport ls), or pass an endpoint with --url (or a profile with --profile NAME)"))
+			}
+			if profile != "" && (len(a) > 0 || endpoint != "") {
+				return usage(errors.New("connect: give --profile NAME alone (not with a server name or --url)"))
 			}
 			level := slog.LevelInfo
 			if verbose {
@@ -83,6 +90,9 @@ value: connect reads VAR from its environment.`,
 			if len(a) == 1 {
 				cfg.Name = a[0]
 			}
+			if profile != "" {
+				cfg.Name = "profile " + profile
+			}
 			if endpoint != "" {
 				cfg.URL = endpoint
 			} else {
@@ -93,7 +103,12 @@ value: connect reads VAR from its environment.`,
 				// A server that needs a new sign-in mid-session gets it in
 				// the browser, as mcp-remote does (at most once a minute).
 				core.SetSignInPrompt(app.PromptBrowser, nil, 0)
-				target, err := core.BridgeTarget(a[0], log)
+				var target appTarget
+				if profile != "" {
+					target, err = core.ProfileBridgeTarget(profile, log)
+				} else {
+					target, err = core.BridgeTarget(a[0], log)
+				}
 				if err != nil {
 					return err
 				}
@@ -112,6 +127,7 @@ value: connect reads VAR from its environment.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&endpoint, "url", "", "the server's streamable-HTTP MCP endpoint (http:// or https://)")
+	f.StringVar(&profile, "profile", "", "bridge to a profile's endpoint (keyport profile) instead of one server")
 	f.StringArrayVar(&headers, "header", nil, "add an HTTP header to every request, as 'Name: value' (repeatable; ${VAR} reads the environment)")
 	f.BoolVar(&noReconnect, "no-auto-reconnect", false, "once connected, do not reconnect after the connection is lost: requests fail instead")
 	f.StringVar(&logFile, "log-file", "", "append logs to this file instead of standard error")

@@ -20,11 +20,12 @@ import (
 func newProxyCmd(e *env) *cobra.Command {
 	var (
 		upstream, name, auditFile string
+		profile                   string
 		port                      int
 		allow, deny               []string
 	)
 	cmd := &cobra.Command{
-		Use:   "proxy NAME [-p PORT] | proxy --upstream URL [-p PORT]",
+		Use:   "proxy NAME [-p PORT] | proxy --profile NAME [-p PORT] | proxy --upstream URL [-p PORT]",
 		Short: "Run a local proxy to a remote MCP server until interrupted",
 		Long: `proxy serves a remote streamable-HTTP MCP server on 127.0.0.1, at
 http://127.0.0.1:PORT/mcp (and /), for any MCP client: it forwards every
@@ -34,7 +35,9 @@ then lets requests in flight finish for up to 5 seconds.
 
 With NAME, the server comes from your catalog (servers.yaml), and an edit
 of it there (its policy, its URL) applies to the running proxy without
-dropping a connection. With
+dropping a connection. Without -p it listens on the port Keyport assigned to
+the server, the one 'keyport config' writes into client entries, so those
+clients connect to it. With
 --upstream instead, any server URL is proxied without credentials; the tool
 policy is given with --allow and --deny and the audit log with --audit.
 
@@ -46,6 +49,21 @@ is allowed.`,
   keyport proxy docs --upstream http://127.0.0.1:8931/mcp --deny 'delete_*' --audit docs-audit.jsonl`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if profile != "" {
+				if len(a) > 0 || upstream != "" || name != "" || len(allow)+len(deny) > 0 || auditFile != "" {
+					return usage(errors.New("proxy: give --profile NAME alone (with -p PORT at most)"))
+				}
+				a, err := e.catalogApp()
+				if err != nil {
+					return err
+				}
+				log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+				u, stop, err := a.ServeProfile(profile, port, log)
+				if err != nil {
+					return err
+				}
+				return announce(cmd.Context(), "profile "+profile, u, cmd.OutOrStdout(), stop)
+			}
 			if len(a) == 1 {
 				if name != "" && name != a[0] {
 					return usage(fmt.Errorf("proxy: the server is named twice (%q and --name %q); give it once", a[0], name))
@@ -98,7 +116,8 @@ is allowed.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&upstream, "upstream", "", "proxy this streamable-HTTP MCP URL instead of a catalog server")
-	f.IntVarP(&port, "port", "p", 0, "local port to listen on (default: a free port)")
+	f.StringVar(&profile, "profile", "", "serve a profile's endpoint (keyport profile) on its assigned port")
+	f.IntVarP(&port, "port", "p", 0, "local port to listen on (default: the server's assigned port, which client entries use; a free port with --upstream)")
 	f.StringVar(&name, "name", "", "the server's name in messages and the audit log (default: the URL's host)")
 	f.StringArrayVar(&allow, "allow", nil, "allow only tools matching this pattern (repeatable)")
 	f.StringArrayVar(&deny, "deny", nil, "deny tools matching this pattern (repeatable; deny wins)")

@@ -54,7 +54,7 @@ Columns: Name, Description, Type (how Keyport authenticates: none, bearer,
 headers or oauth, with how Keyport is known to an OAuth server: pre-registered
 client, client metadata URL or dynamic registration), Labels, Proxy (the local URL when its proxy runs, else -)
 and Allowed Tools (the tool policy; [!] marks a server whose policy allows no
-tool at all).`,
+tool at all). Profiles follow the servers (keyport profile ls).`,
 		Example: `  keyport ls
   keyport ls --labels env=prod,team=data
   keyport ls --search github --format json`,
@@ -80,7 +80,20 @@ tool at all).`,
 				}
 				rows = append(rows, toRow(a, v))
 			}
-			return printServers(cmd.OutOrStdout(), format, rows)
+			if err := printServers(cmd.OutOrStdout(), format, rows); err != nil {
+				return err
+			}
+			// Profiles follow in the table (--format json and yaml keep
+			// their list of servers: 'keyport profile ls --format json').
+			if profiles := a.Profiles(); format == "text" && len(profiles) > 0 && labels == "" && search == "" {
+				var prows []profileRow
+				for _, v := range profiles {
+					prows = append(prows, toProfileRow(v))
+				}
+				fmt.Fprintln(cmd.OutOrStdout())
+				return printProfiles(cmd.OutOrStdout(), prows)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json or yaml")

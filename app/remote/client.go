@@ -39,15 +39,16 @@ type Client struct {
 	conn net.Conn
 	wmu  sync.Mutex // one frame at a time
 
-	mu      sync.Mutex
-	nextID  uint64
-	calls   map[uint64]chan frame // requests waiting for their answer
-	subs    map[chan app.Event]struct{}
-	servers []app.ServerView // the newest snapshot; handed out as copies
-	catErr  string
-	seq     uint64 // the newest snapshot's number
-	err     error  // why the connection ended; nil while it is up
-	closing bool   // Close was called
+	mu       sync.Mutex
+	nextID   uint64
+	calls    map[uint64]chan frame // requests waiting for their answer
+	subs     map[chan app.Event]struct{}
+	servers  []app.ServerView // the newest snapshot; handed out as copies
+	profiles []app.ProfileView
+	catErr   string
+	seq      uint64 // the newest snapshot's number
+	err      error  // why the connection ended; nil while it is up
+	closing  bool   // Close was called
 
 	done       chan struct{} // closed when the connection ends
 	readerDone chan struct{}
@@ -169,10 +170,16 @@ func (c *Client) update(s *snapshot, events []app.Event) error {
 	if err := json.Unmarshal(s.Servers, &servers); err != nil {
 		return fmt.Errorf("Keyport's background app sent a garbled server list (%v); launch Keyport again", err)
 	}
+	var profiles []app.ProfileView
+	if len(s.Profiles) > 0 {
+		if err := json.Unmarshal(s.Profiles, &profiles); err != nil {
+			return fmt.Errorf("Keyport's background app sent a garbled profile list (%v); launch Keyport again", err)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s.Seq >= c.seq { // an older one was overtaken: keep the newer
-		c.servers, c.catErr, c.seq = servers, s.CatalogError, s.Seq
+		c.servers, c.catErr, c.seq, c.profiles = servers, s.CatalogError, s.Seq, profiles
 	}
 	for _, ev := range events {
 		for ch := range c.subs {
@@ -550,4 +557,36 @@ func (c *Client) WindowPrefs() app.WindowPrefs {
 // SetWindowPrefs records the window's size and divider position.
 func (c *Client) SetWindowPrefs(p app.WindowPrefs) error {
 	return c.call(context.Background(), "SetWindowPrefs", p, nil)
+}
+
+// Profiles returns the last snapshot's profiles (a deep copy).
+func (c *Client) Profiles() []app.ProfileView {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, _ := json.Marshal(c.profiles)
+	var out []app.ProfileView
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+// SetProfileEnabled turns a profile's endpoint on or off.
+func (c *Client) SetProfileEnabled(ctx context.Context, name string, on bool) error {
+	return c.call(ctx, "SetProfileEnabled", proxyArgs{Name: name, On: on}, nil)
+}
+
+// SetProfile writes a profile into servers.yaml.
+func (c *Client) SetProfile(p app.NewProfile, create bool) error {
+	return c.quick("SetProfile", profileArgs{Profile: p, Create: create}, nil)
+}
+
+// RemoveProfile removes a profile and its client entries.
+func (c *Client) RemoveProfile(name string) error {
+	return c.quick("RemoveProfile", nameArgs{Name: name}, nil)
+}
+
+// ProfileTools lists the tools a server's policy allows, with their sizes.
+func (c *Client) ProfileTools(ctx context.Context, server string) ([]app.ProfileTool, error) {
+	var out []app.ProfileTool
+	err := c.call(ctx, "ProfileTools", nameArgs{Name: server}, &out)
+	return out, err
 }

@@ -26,15 +26,16 @@ var (
 // fakeBackend records every call as a line and answers with fixed values,
 // for tests of the protocol itself.
 type fakeBackend struct {
-	mu      sync.Mutex
-	calls   []string
-	servers []app.ServerView
-	catErr  string
-	subs    map[chan app.Event]struct{}
-	fail    error         // returned by every method that can fail
-	block   chan struct{} // Tools waits for it or for its ctx
-	ctxErr  chan error    // Tools reports why its ctx ended
-	closed  bool
+	mu       sync.Mutex
+	calls    []string
+	servers  []app.ServerView
+	profiles []app.ProfileView
+	catErr   string
+	subs     map[chan app.Event]struct{}
+	fail     error         // returned by every method that can fail
+	block    chan struct{} // Tools waits for it or for its ctx
+	ctxErr   chan error    // Tools reports why its ctx ended
+	closed   bool
 }
 
 func newFake() *fakeBackend {
@@ -283,3 +284,22 @@ func rawConn(t *testing.T, path string) net.Conn {
 }
 
 var errFake = errors.New(`server "nope" is not in servers.yaml: add it first`)
+
+func (f *fakeBackend) Profiles() []app.ProfileView {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]app.ProfileView(nil), f.profiles...)
+}
+func (f *fakeBackend) SetProfileEnabled(_ context.Context, name string, on bool) error {
+	return f.record("SetProfileEnabled %s %v", name, on)
+}
+func (f *fakeBackend) SetProfile(p app.NewProfile, create bool) error {
+	return f.record("SetProfile %s %d %v", p.Name, len(p.Servers), create)
+}
+func (f *fakeBackend) RemoveProfile(name string) error { return f.record("RemoveProfile %s", name) }
+func (f *fakeBackend) ProfileTools(_ context.Context, server string) ([]app.ProfileTool, error) {
+	if err := f.record("ProfileTools %s", server); err != nil {
+		return nil, err
+	}
+	return []app.ProfileTool{{Name: "search", Bytes: 120}}, nil
+}

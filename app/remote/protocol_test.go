@@ -632,3 +632,29 @@ func TestChangeIsVisibleWhenTheCallReturns(t *testing.T) {
 		}
 	}
 }
+
+// TestProfilesOverTheSocket: the window sees the core's profiles in the
+// snapshot and its profile calls reach the core.
+func TestProfilesOverTheSocket(t *testing.T) {
+	t.Parallel()
+	f := newFake()
+	f.profiles = []app.ProfileView{{NewProfile: app.NewProfile{Name: "coding", Servers: []app.ProfileServer{{Server: "github", Tools: []string{"search"}}}}, State: app.ProxyRunning, Port: 4242}}
+	_, path := served(t, f, ServeOptions{})
+	c := dial(t, path)
+	if got := c.Profiles(); len(got) != 1 || got[0].Name != "coding" || got[0].Port != 4242 || got[0].Servers[0].Tools[0] != "search" {
+		t.Fatalf("profiles over the socket = %+v", got)
+	}
+	ctx := context.Background()
+	if err := c.SetProfileEnabled(ctx, "coding", true); err != nil || f.lastCall() != "SetProfileEnabled coding true" {
+		t.Errorf("SetProfileEnabled: %v, core saw %q", err, f.lastCall())
+	}
+	if err := c.SetProfile(app.NewProfile{Name: "x", Servers: []app.ProfileServer{{Server: "a"}}}, true); err != nil || f.lastCall() != "SetProfile x 1 true" {
+		t.Errorf("SetProfile: %v, core saw %q", err, f.lastCall())
+	}
+	if tools, err := c.ProfileTools(ctx, "github"); err != nil || len(tools) != 1 || tools[0].Bytes != 120 {
+		t.Errorf("ProfileTools: %v %v", tools, err)
+	}
+	if err := c.RemoveProfile("x"); err != nil || f.lastCall() != "RemoveProfile x" {
+		t.Errorf("RemoveProfile: %v, core saw %q", err, f.lastCall())
+	}
+}

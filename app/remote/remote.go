@@ -115,6 +115,18 @@ type Backend interface {
 	// SetDemoHidden hides or shows the built-in demo server.
 	SetDemoHidden(hidden bool) error
 
+	// Profiles returns the profiles with their endpoints' status, sorted by
+	// name (memory only: the Client keeps them with the servers).
+	Profiles() []app.ProfileView
+	// SetProfileEnabled turns a profile's endpoint on or off.
+	SetProfileEnabled(ctx context.Context, name string, on bool) error
+	// SetProfile writes a profile (create: a new one) into servers.yaml.
+	SetProfile(p app.NewProfile, create bool) error
+	// RemoveProfile removes a profile and its client entries.
+	RemoveProfile(name string) error
+	// ProfileTools lists the tools a server's policy allows, with the size
+	// of each definition, for picking a profile's tools.
+	ProfileTools(ctx context.Context, server string) ([]app.ProfileTool, error)
 	// Telemetry is the OpenTelemetry export's status (per exporter:
 	// connected, backlog, last error).
 	Telemetry() telemetry.Status
@@ -274,6 +286,7 @@ type snapshot struct {
 	Seq          uint64          `json:"seq"`
 	Servers      json.RawMessage `json:"servers"` // []app.ServerView
 	CatalogError string          `json:"catalog_error,omitempty"`
+	Profiles     json.RawMessage `json:"profiles,omitempty"` // []app.ProfileView
 }
 
 // changesServers are the methods whose effect shows in Servers: their
@@ -285,6 +298,7 @@ var changesServers = map[string]bool{
 	"SetToolPolicy": true, "AddServer": true, "RemoveServer": true,
 	"ImportFromRegistry": true, "SetDemoHidden": true,
 	"ApproveTools": true, "BlockTools": true, "ResetPins": true,
+	"SetProfileEnabled": true, "SetProfile": true, "RemoveProfile": true,
 }
 
 // The parameters of the methods; both sides use these types.
@@ -335,5 +349,9 @@ type (
 		Tools []string `json:"tools"`
 		All   bool     `json:"all"`
 	}
-	noArgs struct{}
+	noArgs      struct{}
+	profileArgs struct {
+		Profile app.NewProfile `json:"profile"`
+		Create  bool           `json:"create"`
+	}
 )

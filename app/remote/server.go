@@ -361,8 +361,12 @@ func (s *Server) snapshot() *snapshot {
 		s.log.Error("remote: encode the servers", "err", err)
 		servers = []byte("null")
 	}
+	profiles, err := json.Marshal(s.b.Profiles())
+	if err != nil {
+		profiles = []byte("null")
+	}
 	s.snapSeq++
-	return &snapshot{Seq: s.snapSeq, Servers: servers, CatalogError: s.b.CatalogError()}
+	return &snapshot{Seq: s.snapSeq, Servers: servers, CatalogError: s.b.CatalogError(), Profiles: profiles}
 }
 
 // write sends one frame; a peer that does not read it in time loses its
@@ -406,6 +410,18 @@ func method[P any](f func(ctx context.Context, s *Server, p P) (any, error)) han
 var handlers = map[string]handler{
 	"SetProxyEnabled": method(func(ctx context.Context, s *Server, p proxyArgs) (any, error) {
 		return nil, s.b.SetProxyEnabled(ctx, p.Name, p.On)
+	}),
+	"SetProfileEnabled": method(func(ctx context.Context, s *Server, p proxyArgs) (any, error) {
+		return nil, s.b.SetProfileEnabled(ctx, p.Name, p.On)
+	}),
+	"SetProfile": method(func(_ context.Context, s *Server, p profileArgs) (any, error) {
+		return nil, s.b.SetProfile(p.Profile, p.Create)
+	}),
+	"RemoveProfile": method(func(_ context.Context, s *Server, p nameArgs) (any, error) {
+		return nil, s.b.RemoveProfile(p.Name)
+	}),
+	"ProfileTools": method(func(ctx context.Context, s *Server, p nameArgs) (any, error) {
+		return s.b.ProfileTools(ctx, p.Name)
 	}),
 	"SetSecret": method(func(_ context.Context, s *Server, p secretArgs) (any, error) {
 		return nil, s.b.SetSecret(p.Name, p.Kind, p.Value)

@@ -49,6 +49,8 @@ type State struct {
 	Window Window `json:"window"`
 	// HideDemo hides the built-in demo server.
 	HideDemo bool `json:"hide_demo,omitempty"`
+	// Profiles by profile name: whether its endpoint runs, and its port.
+	Profiles map[string]Proxy `json:"profiles,omitempty"`
 
 	// extra keeps top-level fields written by a newer Keyport, so a
 	// downgrade does not erase them.
@@ -93,7 +95,7 @@ type Window struct {
 	StartHidden bool `json:"start_hidden,omitempty"`
 }
 
-var knownFields = []string{"version", "proxies", "local_tokens", "clients", "window", "hide_demo"}
+var knownFields = []string{"version", "proxies", "local_tokens", "clients", "window", "hide_demo", "profiles"}
 
 // MarshalJSON writes the known fields and any kept unknown ones.
 func (s State) MarshalJSON() ([]byte, error) {
@@ -164,6 +166,14 @@ func (s *State) Check() error {
 			return errors.New("clients: empty client id")
 		}
 	}
+	for name, p := range s.Profiles {
+		if name == "" {
+			return errors.New("profiles: empty profile name")
+		}
+		if p.Port < 0 || p.Port > 65535 {
+			return fmt.Errorf("profiles.%s.port: %d is not a port (0-65535)", name, p.Port)
+		}
+	}
 	if s.Window.Width < 0 || s.Window.Height < 0 {
 		return fmt.Errorf("window: negative size %gx%g", s.Window.Width, s.Window.Height)
 	}
@@ -179,6 +189,7 @@ func (s *State) Check() error {
 func (s State) clone() State {
 	c := s
 	c.Proxies = maps.Clone(s.Proxies)
+	c.Profiles = maps.Clone(s.Profiles)
 	c.LocalTokens = maps.Clone(s.LocalTokens)
 	c.Clients = make(map[string]Client, len(s.Clients))
 	for k, v := range s.Clients {

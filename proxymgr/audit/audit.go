@@ -76,21 +76,27 @@ type Event struct {
 	// one (a random per-writer prefix and a counter) unless the caller
 	// set it. Exporters send it along so a backend can drop a duplicate.
 	// Lines written before it existed have none.
-	EventID         string          `json:"event_id,omitempty"`
-	Server          string          `json:"server"`
-	Session         string          `json:"session,omitempty"`
-	ClientName      string          `json:"client_name,omitempty"`
-	ClientVersion   string          `json:"client_version,omitempty"`
-	ProtocolVersion string          `json:"protocol_version,omitempty"`
-	Method          string          `json:"method,omitempty"`
-	ID              json.RawMessage `json:"id,omitempty"`
-	Tool            string          `json:"tool,omitempty"`
-	ParamsSize      int             `json:"params_size,omitempty"`
-	Params          json.RawMessage `json:"params,omitempty"` // as sent; the Writer applies Config.Params
-	DurationMS      float64         `json:"duration_ms"`
-	Outcome         string          `json:"outcome"`
-	Error           string          `json:"error,omitempty"`
-	Status          int             `json:"http_status,omitempty"`
+	EventID         string `json:"event_id,omitempty"`
+	Server          string `json:"server"`
+	Session         string `json:"session,omitempty"`
+	ClientName      string `json:"client_name,omitempty"`
+	ClientVersion   string `json:"client_version,omitempty"`
+	ProtocolVersion string `json:"protocol_version,omitempty"`
+	// Via says how the request reached the proxy when a Keyport profile
+	// endpoint sent it: "profile NAME", plus "; tool=NAME" (the tool as
+	// the client called it) and "; overrides=rename,description" when the
+	// profile renamed it or replaced its description. It is what the
+	// profile endpoint says, for attribution.
+	Via        string          `json:"via,omitempty"`
+	Method     string          `json:"method,omitempty"`
+	ID         json.RawMessage `json:"id,omitempty"`
+	Tool       string          `json:"tool,omitempty"`
+	ParamsSize int             `json:"params_size,omitempty"`
+	Params     json.RawMessage `json:"params,omitempty"` // as sent; the Writer applies Config.Params
+	DurationMS float64         `json:"duration_ms"`
+	Outcome    string          `json:"outcome"`
+	Error      string          `json:"error,omitempty"`
+	Status     int             `json:"http_status,omitempty"`
 	// Tool pinning: the approved and the current definition's hashes, the
 	// suspicious text found, and what happened.
 	OldHash string   `json:"old_hash,omitempty"`

@@ -34,6 +34,7 @@ type Core struct {
 	window     app.WindowPrefs
 	demoHidden bool
 	demo       *app.ServerView
+	profiles   map[string]*app.ProfileView
 
 	// Tools lists each server's tools (as the proxy would).
 	ToolNames map[string][]string

@@ -13,9 +13,11 @@ import (
 // methods; tests pass recorders.
 type Actions struct {
 	Toggle func(name string, on bool) // turn a server's proxy on or off
-	SignIn func(name string)          // start a server's OAuth sign-in
-	Open   func()                     // show the main window
-	Quit   func()                     // stop the proxies and quit
+	// ToggleProfile turns a profile's endpoint on or off.
+	ToggleProfile func(name string, on bool)
+	SignIn        func(name string) // start a server's OAuth sign-in
+	Open          func()            // show the main window
+	Quit          func()            // stop the proxies and quit
 	// Review shows a server's tool changes to review (nil: Open).
 	Review func(name string)
 }
@@ -29,6 +31,12 @@ type Actions struct {
 // function: the tray
 // calls it again on every status event instead of mutating items.
 func Menu(servers []app.ServerView, act Actions) *fyne.Menu {
+	return MenuWithProfiles(servers, nil, act)
+}
+
+// MenuWithProfiles is Menu with the profiles after the servers, each
+// toggled like a server ("Profile NAME — state").
+func MenuWithProfiles(servers []app.ServerView, profiles []app.ProfileView, act Actions) *fyne.Menu {
 	var items []*fyne.MenuItem
 	if len(servers) == 0 {
 		none := fyne.NewMenuItem("No servers yet", nil)
@@ -38,6 +46,19 @@ func Menu(servers []app.ServerView, act Actions) *fyne.Menu {
 	for _, s := range servers {
 		name, on := s.Name, s.Enabled
 		it := fyne.NewMenuItem(label(s), func() { act.Toggle(name, !on) })
+		it.Checked = on
+		items = append(items, it)
+	}
+	if len(profiles) > 0 {
+		items = append(items, fyne.NewMenuItemSeparator())
+	}
+	for _, p := range profiles {
+		name, on := p.Name, p.Enabled
+		it := fyne.NewMenuItem("Profile "+p.Name+" — "+p.State.Label(), func() {
+			if act.ToggleProfile != nil {
+				act.ToggleProfile(name, !on)
+			}
+		})
 		it.Checked = on
 		items = append(items, it)
 	}

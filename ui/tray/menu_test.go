@@ -214,3 +214,31 @@ func TestTransitions(t *testing.T) {
 		t.Errorf("failure notice = %+v, want the reason as body", n)
 	}
 }
+
+// TestMenuShowsProfiles: profiles follow the servers, checked when on, and
+// choosing one toggles its endpoint.
+func TestMenuShowsProfiles(t *testing.T) {
+	t.Parallel()
+	var got string
+	m := MenuWithProfiles([]app.ServerView{{Name: "github", State: app.ProxyRunning, Enabled: true}},
+		[]app.ProfileView{{NewProfile: app.NewProfile{Name: "coding"}, Enabled: true, State: app.ProxyRunning}, {NewProfile: app.NewProfile{Name: "research"}, State: app.ProxyStopped}},
+		Actions{ToggleProfile: func(name string, on bool) { got = fmt.Sprint(name, " ", on) }, Open: func() {}, Quit: func() {}})
+	var labels []string
+	for _, it := range m.Items {
+		labels = append(labels, it.Label)
+	}
+	if !slices.Contains(labels, "Profile coding — Running") || !slices.Contains(labels, "Profile research — Stopped") {
+		t.Fatalf("menu = %q", labels)
+	}
+	for _, it := range m.Items {
+		if it.Label == "Profile research — Stopped" {
+			if it.Checked {
+				t.Error("a stopped profile is checked")
+			}
+			it.Action()
+		}
+	}
+	if got != "research true" {
+		t.Errorf("choosing research toggled %q", got)
+	}
+}

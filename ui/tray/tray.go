@@ -33,6 +33,13 @@ type Core interface {
 	SignIn(ctx context.Context, name string, openURL func(string) error) error
 }
 
+// ProfileCore is what the tray uses of a core that has profiles (*app.App):
+// they follow the servers in the menu.
+type ProfileCore interface {
+	Profiles() []app.ProfileView
+	SetProfileEnabled(ctx context.Context, name string, on bool) error
+}
+
 // Host is the desktop's system tray.
 type Host interface {
 	SetIcon(png []byte)
@@ -205,7 +212,11 @@ func (t *Tray) refresh() {
 	t.servers, t.started = next, true
 	view := t.viewLocked()
 	icon, tip := AggregateState(view), Tooltip(view)
-	m := Menu(view, Actions{Toggle: t.Toggle, SignIn: t.SignIn, Open: t.open, Quit: t.quit, Review: func(string) { t.open() }})
+	var profiles []app.ProfileView
+	if pc, ok := t.core.(ProfileCore); ok {
+		profiles = pc.Profiles()
+	}
+	m := MenuWithProfiles(view, profiles, Actions{Toggle: t.Toggle, ToggleProfile: t.ToggleProfile, SignIn: t.SignIn, Open: t.open, Quit: t.quit, Review: func(string) { t.open() }})
 	key := menuKey(m)
 	setIcon, setTip, setMenu := icon != t.icon, tip != t.tooltip, key != t.menuKey
 	t.icon, t.tooltip, t.menuKey = icon, tip, key
@@ -322,4 +333,24 @@ func (t *Tray) show(title, body string) {
 	if err := t.opts.Notify(title, body); err != nil {
 		slog.Debug("desktop notification not shown", "title", title, "err", err)
 	}
+}
+
+// ToggleProfile turns a profile's endpoint on or off in the background; a
+// failure is a notification that says why.
+func (t *Tray) ToggleProfile(name string, on bool) {
+	pc, ok := t.core.(ProfileCore)
+	if !ok {
+		return
+	}
+	t.jobs.Add(1)
+	go func() {
+		defer t.jobs.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), toggleTimeout)
+		err := pc.SetProfileEnabled(ctx, name, on)
+		cancel()
+		if err != nil {
+			t.notify("profile "+name, "Could not turn profile "+name+" on", err.Error())
+		}
+		t.refresh()
+	}()
 }

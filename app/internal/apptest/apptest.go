@@ -84,12 +84,19 @@ type Upstream struct {
 
 func NewUpstream(t *testing.T, token string) *Upstream {
 	t.Helper()
+	return NewUpstreamWith(t, token, "search", "delete_all")
+}
+
+// NewUpstreamWith is NewUpstream with tools of these names (each answers
+// "NAME:text").
+func NewUpstreamWith(t *testing.T, token string, tools ...string) *Upstream {
+	t.Helper()
 	u := &Upstream{token: token}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "acme-upstream", Version: "1.0.0"}, nil)
 	type echoIn struct {
 		Text string `json:"text"`
 	}
-	for _, name := range []string{"search", "delete_all"} {
+	for _, name := range tools {
 		mcp.AddTool(srv, &mcp.Tool{Name: name, Description: name + " things"},
 			func(_ context.Context, _ *mcp.CallToolRequest, in echoIn) (*mcp.CallToolResult, any, error) {
 				u.mu.Lock()

@@ -85,7 +85,7 @@ func (b *Binary) Run(t *testing.T, stdin string, args ...string) (code int, stdo
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
 }
 
-var proxyAnnounce = regexp.MustCompile(`^Proxying connections to (\S+) on 127\.0\.0\.1:(\d+)\n$`)
+var proxyAnnounce = regexp.MustCompile(`^Proxying connections to (.+) on 127\.0\.0\.1:(\d+)\n$`)
 
 // StartProxy runs `keyport-cli proxy args...` until the test ends (then
 // interrupts it, as Ctrl-C does) and returns the port it announced and its
