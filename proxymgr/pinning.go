@@ -285,6 +285,11 @@ func (p *Proxy) heldCall(tool string) (why string, old, cur pins.Hash) {
 		return fmt.Sprintf("tool %q is new on server %s and Keyport holds it until you approve it; %s", tool, p.name, advice), "", hd.Hash
 	case !isApproved && set.Problem != "":
 		return fmt.Sprintf("tool %q of server %s is held: Keyport could not read the approved tool definitions (%s), so every tool waits for your review; %s", tool, p.name, set.Problem, advice), "", ""
+	case !isApproved:
+		// Never listed: a tool the server hides from tools/list (or one a
+		// description talks the model into calling) has no definition the
+		// user could have approved.
+		return fmt.Sprintf("tool %q was never listed by server %s, so you never approved it; Keyport passes calls only of tools you approved (list the server's tools, then %s)", tool, p.name, advice), "", ""
 	}
 	return "", "", ""
 }

@@ -465,3 +465,27 @@ func TestPinningConfig(t *testing.T) {
 		t.Fatal("warn without a store passed")
 	}
 }
+
+// TestPinningNeverListedTool: once a server's tools are pinned, a call of a
+// name the server never listed (a hidden tool, or one a description talked
+// the model into calling) has nothing the user approved: it is refused and
+// never reaches the server, while approved tools still run.
+func TestPinningNeverListedTool(t *testing.T) {
+	t.Parallel()
+	up := newUpstream(t, false)
+	p := startProxy(t, Config{Upstream: up.url(), Pins: pinStore(t, "testsrv")})
+	cs := connect(t, p.URL(), nil, "2025-11-25")
+	listNames(t, cs) // trust on first use
+	err := callErr(t, cs, "hidden_admin")
+	if err == nil || !strings.Contains(err.Error(), "never listed") {
+		t.Fatalf("a never-listed tool: %v; want a refusal", err)
+	}
+	if err := callErr(t, cs, "echo"); err != nil {
+		t.Fatalf("an approved tool: %v", err)
+	}
+	for _, r := range up.recorded() {
+		if strings.Contains(string(r.Body), "hidden_admin") {
+			t.Fatalf("the call reached the server: %s", r.Body)
+		}
+	}
+}
