@@ -23,6 +23,7 @@ import (
 	"keyport/app/cli"
 	"keyport/app/instance"
 	"keyport/app/remote"
+	_ "keyport/app/telemetry/otlp" // the tray app and `keyport proxy` export to OpenTelemetry collectors
 	"keyport/ui/launch"
 )
 

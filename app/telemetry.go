@@ -16,9 +16,10 @@ import (
 
 // This file connects the OpenTelemetry export (app/telemetry) to the
 // catalog, the keychain and the proxies. The exporter runs in the
-// processes that run proxies (the tray app and `keyport proxy NAME`); one
-// of them per config dir is active, and reads the audit logs every proxy
-// writes, a bridge's own included.
+// processes that run proxies (the tray app and `keyport proxy NAME`, of
+// either binary: both main packages link the OTLP backend,
+// app/telemetry/otlp); one of them per config dir is active, and reads the
+// audit logs every proxy writes, a bridge's own included.
 
 // TelemetryStatus is the export's state: of this process's exporter when
 // it is the active one, else as the files on disk tell it (the CLI).
@@ -105,6 +106,12 @@ func (a *App) proxiesUp() map[string]bool {
 // they never stop the proxies.
 func (a *App) startTelemetry() {
 	e, res, err := telemetry.New(a.telemetryConfig())
+	if errors.Is(err, telemetry.ErrNotLinked) {
+		// A program without the OTLP backend: nothing is lost, the next
+		// exporting process sends it.
+		a.log.Warn("telemetry: the export is configured, but not by this process", "err", err)
+		return
+	}
 	if err != nil {
 		a.log.Error("telemetry: the export is configured but cannot run", "err", err)
 		a.publish(Event{Kind: EventNotice, Title: "Telemetry export cannot run", Body: err.Error()})

@@ -21,13 +21,16 @@ import (
 )
 
 // TestTeamsThroughTheBinary drives what an organization's user runs: the
-// built binary with a managed settings file that adds a server, forces a
+// built binaries with a managed settings file that adds a server, forces a
 // deny pattern and requires export to a real OpenTelemetry collector.
 // `keyport ls --format json` shows what is managed, `keyport rm` refuses a
-// managed server, a proxy started by the binary exports its audit events
-// to the collector, `keyport telemetry status` says so, and a broken
-// managed file keeps the last good one, loudly.
+// managed server. keyport-cli's `keyport proxy` exports its audit events
+// to the collector, then the app's binary's takes over and exports its
+// own: every event exactly once, and `keyport telemetry status` says who
+// exports.
+// A broken managed file keeps the last good one, loudly.
 func TestTeamsThroughTheBinary(t *testing.T) {
+	t.Parallel()
 	bin := cliBinary(t, keyportBinary(t))
 	col := telemetrytest.Start(t)
 
@@ -87,72 +90,123 @@ func TestTeamsThroughTheBinary(t *testing.T) {
 		t.Errorf("add under a managed name: exit %d, %s", code, errs)
 	}
 
-	// A proxy started by the binary exports to the organization's collector.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	proxy := exec.CommandContext(ctx, bin, "proxy", "corp-echo")
-	proxy.Env = env
-	stdout, _ := proxy.StdoutPipe()
-	var perr strings.Builder
-	proxy.Stderr = &perr
-	if err := proxy.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); proxy.Wait() }()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	m := regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindStringSubmatch(line)
-	if err != nil || m == nil {
-		t.Fatalf("proxy said %q (%v): %s", line, err, perr.String())
-	}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: "http://127.0.0.1:" + m[1] + "/mcp"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+	// serve runs `BIN proxy corp-echo`, makes five calls of echo and one
+	// of a denied tool through it, and returns the process (running).
+	serve := func(ctx context.Context, bin string) (*exec.Cmd, *strings.Builder) {
+		t.Helper()
+		proxy := exec.CommandContext(ctx, bin, "proxy", "corp-echo")
+		proxy.Env = env
+		stdout, _ := proxy.StdoutPipe()
+		perr := &strings.Builder{}
+		proxy.Stderr = perr
+		if err := proxy.Start(); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "delete_all", Arguments: map[string]any{"text": "x"}}); err == nil && !res.IsError {
-		t.Error("the managed deny pattern did not hold")
-	}
-	cs.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	calls, denials := 0, 0
-	for time.Now().Before(deadline) {
-		calls, denials = 0, 0
-		for _, l := range col.Logs() {
-			if l.Attrs["keyport.server"] == "corp-echo" && l.Attrs["gen_ai.tool.name"] == "echo" {
-				calls++
-			}
-			if l.Attrs["keyport.server"] == "corp-echo" && l.Attrs["keyport.outcome"] == "denied" {
-				denials++
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		m := regexp.MustCompile(`127\.0\.0\.1:(\d+)`).FindStringSubmatch(line)
+		if err != nil || m == nil {
+			t.Fatalf("proxy said %q (%v): %s", line, err, perr.String())
+		}
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: "http://127.0.0.1:" + m[1] + "/mcp"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 5 {
+			if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": "hi"}}); err != nil {
+				t.Fatal(err)
 			}
 		}
-		if calls == 5 && denials == 1 {
-			break
+		if res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "delete_all", Arguments: map[string]any{"text": "x"}}); err == nil && !res.IsError {
+			t.Error("the managed deny pattern did not hold")
 		}
-		time.Sleep(100 * time.Millisecond)
+		cs.Close()
+		return proxy, perr
 	}
-	if calls != 5 || denials != 1 {
-		t.Fatalf("the collector got %d calls and %d denials, want 5 and 1; proxy said:\n%s", calls, denials, perr.String())
-	}
-
-	code, out, errs = run("telemetry", "status", "--format", "json")
-	var st struct {
+	type status struct {
 		Enabled, Managed, Active bool
 		PID                      int
+		Reason                   string
 		Signals                  []struct {
 			Signal       string
 			Connected    bool
 			BacklogBytes int64 `json:"backlog_bytes"`
 		}
 	}
-	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
-		t.Fatalf("telemetry status: %d %s %s", code, out, errs)
+	readStatus := func() status {
+		t.Helper()
+		code, out, errs := run("telemetry", "status", "--format", "json")
+		var st status
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			t.Fatalf("telemetry status: %d %s %s", code, out, errs)
+		}
+		return st
 	}
-	if !st.Enabled || !st.Managed || !st.Active || st.PID != proxy.Process.Pid || len(st.Signals) != 3 {
-		t.Errorf("telemetry status = %s", out)
+
+	// collected counts corp-echo's echo calls and denials at the collector
+	// once it has at least the wanted ones, and how often each event id
+	// arrived.
+	collected := func(wantCalls, wantDenials int, perr *strings.Builder) map[string]int {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		ids := map[string]int{}
+		calls, denials := 0, 0
+		for time.Now().Before(deadline) {
+			calls, denials = 0, 0
+			clear(ids)
+			for _, l := range col.Logs() {
+				if l.Attrs["keyport.server"] != "corp-echo" {
+					continue
+				}
+				ids[l.Attrs["keyport.event_id"]]++
+				if l.Attrs["gen_ai.tool.name"] == "echo" {
+					calls++
+				}
+				if l.Attrs["keyport.outcome"] == "denied" {
+					denials++
+				}
+			}
+			if calls >= wantCalls && denials >= wantDenials {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if calls != wantCalls || denials != wantDenials {
+			t.Fatalf("the collector got %d calls and %d denials, want %d and %d; proxy said:\n%s", calls, denials, wantCalls, wantDenials, perr.String())
+		}
+		for id, n := range ids {
+			if n != 1 {
+				t.Errorf("event %s reached the collector %d times", id, n)
+			}
+		}
+		return ids
+	}
+
+	// Both shipped binaries export. First keyport-cli's proxy (what a
+	// machine without the tray app runs) ...
+	ctx, cancel := context.WithCancel(context.Background())
+	cliProxy, cliErr := serve(ctx, bin)
+	collected(5, 1, cliErr)
+	if st := readStatus(); !st.Enabled || !st.Managed || !st.Active || st.PID != cliProxy.Process.Pid || len(st.Signals) != 3 {
+		t.Errorf("telemetry status while keyport-cli's proxy exports = %+v", st)
+	}
+	cancel()
+	cliProxy.Wait()
+
+	// ... then the app's binary's proxy: it takes over the export (the
+	// lock keyport-cli's proxy released) and the persisted cursors, so the
+	// collector gets its events and none of the earlier ones again.
+	app := keyportBinary(t)
+	if app == bin {
+		t.Logf("KEYPORT_BIN is not set: both runs use %s", bin)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	proxy, perr := serve(ctx, app)
+	defer func() { cancel(); proxy.Wait() }()
+	collected(10, 2, perr)
+
+	if st := readStatus(); !st.Enabled || !st.Managed || !st.Active || st.PID != proxy.Process.Pid || len(st.Signals) != 3 {
+		t.Errorf("telemetry status = %+v", st)
 	}
 	if _, out, _ := run("telemetry", "status"); !strings.Contains(out, "set by your organization") || !strings.Contains(out, "logs") {
 		t.Errorf("telemetry status (text):\n%s", out)

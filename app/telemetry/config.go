@@ -12,6 +12,11 @@
 //
 // One process per config dir exports (a lock file); the others stand by
 // and take over when it exits.
+//
+// This package holds everything but the OpenTelemetry SDK: the cursors,
+// the one loop that reads and decodes each audit line once for all three
+// signals, the status. The SDK side is a Backend (package otlp) that the
+// binaries' main packages link in and register.
 package telemetry
 
 import (
@@ -51,12 +56,15 @@ type Config struct {
 	// ProxyUp reports, per server, whether its proxy runs in this process
 	// (the keyport.proxy.up gauge); nil: no gauge.
 	ProxyUp func() map[string]bool
+	// Backend builds the exporter; nil: the one registered by the OTLP
+	// package (Register), if this binary links it.
+	Backend NewBackend
 
 	// Tuning; zero values take the defaults.
-	BatchSize      int           // events per export (default 1024)
+	BatchSize      int           // events per export (default 4096; also at most 4 MiB of lines)
 	MinBackoff     time.Duration // first wait after a failed export (1 s)
 	MaxBackoff     time.Duration // longest wait (30 s)
-	Delay          time.Duration // wait after new events, so batches fill (500 ms)
+	Delay          time.Duration // wait after new events, so batches fill: at most one export per Delay unless a batch is full (1 s)
 	MetricInterval time.Duration // metrics export period (15 s)
 	Timeout        time.Duration // one export's timeout (10 s)
 	LockRetry      time.Duration // standby: how often to try the lock (5 s)
@@ -171,7 +179,7 @@ func (c *Config) Resolve() (Resolved, error) {
 
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1024
+		c.BatchSize = 4096
 	}
 	if c.MinBackoff <= 0 {
 		c.MinBackoff = time.Second
@@ -180,7 +188,7 @@ func (c *Config) defaults() {
 		c.MaxBackoff = 30 * time.Second
 	}
 	if c.Delay <= 0 {
-		c.Delay = 500 * time.Millisecond
+		c.Delay = time.Second
 	}
 	if c.MetricInterval <= 0 {
 		c.MetricInterval = 15 * time.Second

@@ -12,6 +12,7 @@ import (
 	"github.com/fsnotify/fsnotify"
 	"github.com/gofrs/flock"
 
+	"keyport/app/catalog"
 	"keyport/app/internal/atomicfile"
 )
 
@@ -64,18 +65,23 @@ type Exporter struct {
 
 	mu        sync.Mutex
 	active    bool
-	pipelines []*pipeline
-	sinks     *sinks
+	signals   []*signal
+	backend   Backend
 	lastWrite time.Time
 	notify    func(Status)
 }
 
-// New checks the configuration; Start begins the work.
+// New checks the configuration; Start begins the work. When the export
+// is enabled but this binary links no Backend, it returns ErrNotLinked
+// (with the Resolved settings).
 func New(cfg Config) (*Exporter, Resolved, error) {
 	cfg.defaults()
 	res, err := cfg.Resolve()
 	if err != nil {
 		return nil, res, err
+	}
+	if res.Enabled && cfg.backend() == nil {
+		return nil, res, ErrNotLinked
 	}
 	return &Exporter{cfg: cfg, res: res, done: make(chan struct{}), wake: make(chan struct{}, 1),
 		lock: flock.New(filepath.Join(cfg.StateDir, "export.lock"))}, res, nil
@@ -119,10 +125,10 @@ func (e *Exporter) Close(ctx context.Context) error {
 		return ctx.Err()
 	}
 	e.mu.Lock()
-	s := e.sinks
+	b := e.backend
 	e.mu.Unlock()
-	if s != nil {
-		return s.shutdown(ctx)
+	if b != nil {
+		return b.Shutdown(ctx)
 	}
 	return nil
 }
@@ -146,28 +152,34 @@ func (e *Exporter) run() {
 		}
 	}
 	defer e.lock.Unlock()
+	var sigs []*signal
+	for _, name := range e.res.Signals {
+		s, err := newSignal(e.cfg.StateDir, name)
+		if err != nil {
+			e.cfg.Logger.Error("telemetry: "+name, "err", err)
+			continue
+		}
+		sigs = append(sigs, s)
+	}
 	h, u := e.host()
-	s, err := newSinks(e.ctx, &e.cfg, e.res, [2]string{h, u})
+	setup := Setup{Resolved: e.res, Version: e.cfg.Version, Host: h, User: u, Env: e.cfg.env,
+		Timeout: e.cfg.Timeout, MetricInterval: e.cfg.MetricInterval, ProxyUp: e.cfg.ProxyUp}
+	if e.cfg.Settings != nil {
+		setup.Resource = e.cfg.Settings.Resource
+	}
+	b, err := e.cfg.backend()(e.ctx, setup)
 	if err != nil {
 		e.cfg.Logger.Error("telemetry: cannot set up the OTLP exporters", "err", err)
 		return
 	}
+	p := &pipeline{e: e, backend: b, signals: sigs, kick: make(chan struct{}, 1)}
 	e.mu.Lock()
-	e.active, e.sinks = true, s
-	for _, sig := range e.res.Signals {
-		p, err := newPipeline(e, sig, s)
-		if err != nil {
-			e.cfg.Logger.Error("telemetry: "+sig, "err", err)
-			continue
-		}
-		e.pipelines = append(e.pipelines, p)
-	}
-	ps := e.pipelines
+	e.active, e.backend, e.signals = true, b, sigs
 	e.mu.Unlock()
 	e.cfg.Logger.Info("telemetry: exporting to the OpenTelemetry collector", "endpoint", e.res.Endpoint, "protocol", e.res.Protocol)
 
-	// fsnotify on the audit dir wakes the pipelines; a slow tick covers a
-	// dir created later or an event lost.
+	// fsnotify on the audit dir wakes the loop; a slow tick covers a dir
+	// created later or an event lost.
 	if fsw, err := fsnotify.NewWatcher(); err == nil {
 		defer fsw.Close()
 		_ = os.MkdirAll(e.cfg.AuditDir, 0o700)
@@ -179,9 +191,7 @@ func (e *Exporter) run() {
 					if !ok {
 						return
 					}
-					for _, p := range ps {
-						p.poke()
-					}
+					p.poke()
 				case _, ok := <-fsw.Errors:
 					if !ok {
 						return
@@ -190,27 +200,17 @@ func (e *Exporter) run() {
 			}
 		}()
 	}
-	var wg sync.WaitGroup
-	for _, p := range ps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.loop(e.ctx)
-		}()
-	}
 	go func() {
 		for {
 			select {
 			case <-e.ctx.Done():
 				return
 			case <-e.wake:
-				for _, p := range ps {
-					p.poke()
-				}
+				p.poke()
 			}
 		}
 	}()
-	wg.Wait()
+	p.loop(e.ctx)
 	e.writeStatus(true)
 }
 
@@ -227,16 +227,16 @@ func (e *Exporter) Status() Status {
 	st := Status{Enabled: e.res.Enabled, Reason: e.res.Reason, Endpoint: e.res.Endpoint, Protocol: e.res.Protocol, Managed: e.cfg.Managed}
 	e.mu.Lock()
 	st.Active = e.active
-	ps, sk := e.pipelines, e.sinks
+	sigs, b := e.signals, e.backend
 	e.mu.Unlock()
 	if st.Active {
 		st.PID, st.Updated = os.Getpid(), time.Now()
 	}
-	for _, p := range ps {
-		ss := p.status()
-		if ss.Signal == "metrics" && sk != nil {
+	for _, s := range sigs {
+		ss := s.status()
+		if ss.Signal == catalog.SignalMetrics && b != nil {
 			// Counting never fails; the periodic export to the collector may.
-			if done, err := sk.metricsStatus(); done {
+			if done, err := b.MetricsStatus(); done {
 				ss.Connected, ss.LastError = err == nil, ""
 				if err != nil {
 					ss.LastError = err.Error()

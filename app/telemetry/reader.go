@@ -1,7 +1,6 @@
 package telemetry
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -80,12 +79,16 @@ func fingerprint(path string) (string, int64, error) {
 		return "", 0, err
 	}
 	defer f.Close()
+	return fingerprintOf(f)
+}
+
+func fingerprintOf(f *os.File) (string, int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return "", 0, err
 	}
 	buf := make([]byte, fpBytes)
-	n, _ := io.ReadFull(f, buf)
+	n, _ := f.ReadAt(buf, 0)
 	buf = buf[:n]
 	if i := bytes.IndexByte(buf, '\n'); i >= 0 {
 		buf = buf[:i]
@@ -178,37 +181,76 @@ func backlog(files []auditFile, c *cursor) int64 {
 	return n
 }
 
-// line is one audit line read for export.
-type line struct {
-	raw []byte
-	end int64 // the offset just after it
-}
-
-// maxBatchBytes bounds what one batch holds in memory.
+// maxBatchBytes bounds the lines one batch reads into memory (a single
+// longer line is still read whole).
 const maxBatchBytes = 4 << 20
 
-// readBatch reads up to max complete lines of f from off. A last line
+// batch is a run of complete audit lines read from one file. Its buffers
+// are reused from one read to the next.
+type batch struct {
+	buf   []byte
+	lines [][]byte // into buf, without their newline
+	end   int64    // the offset just after the last line
+	full  bool     // stopped at a limit: more complete lines may follow
+}
+
+// read fills b with up to max complete lines of f from off. A last line
 // without its newline (being written) is left for later.
-func readBatch(f auditFile, off int64, max int) ([]line, error) {
+func (b *batch) read(f auditFile, off int64, max int) error {
+	b.lines, b.end, b.full = b.lines[:0], off, false
+	avail := f.size - off
+	if avail <= 0 {
+		return nil
+	}
 	fh, err := os.Open(f.path)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer fh.Close()
-	if _, err := fh.Seek(off, io.SeekStart); err != nil {
-		return nil, err
+	// The file may have rotated since it was listed: its path now names
+	// a newer file, which must not be read at this file's offset.
+	if fp, _, err := fingerprintOf(fh); err != nil || fp != f.fp {
+		return errRotated
 	}
-	br := bufio.NewReaderSize(fh, 64<<10)
-	var out []line
-	total := 0
-	for len(out) < max && total < maxBatchBytes {
-		b, err := br.ReadBytes('\n')
-		if err != nil {
-			break // EOF: an incomplete line waits
+	n := min(avail, maxBatchBytes)
+	var data []byte
+	for {
+		if int64(cap(b.buf)) < n {
+			b.buf = make([]byte, n)
 		}
-		off += int64(len(b))
-		total += len(b)
-		out = append(out, line{raw: bytes.TrimRight(b, "\r\n"), end: off})
+		got, err := fh.ReadAt(b.buf[:n], off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		data = b.buf[:got]
+		// A single line longer than the buffer: read more of it.
+		if bytes.IndexByte(data, '\n') >= 0 || int64(got) < n || n >= avail {
+			break
+		}
+		n = min(avail, 2*n)
 	}
-	return out, nil
+	read := int64(len(data))
+	for len(b.lines) < max {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		b.lines = append(b.lines, bytes.TrimRight(data[:i], "\r"))
+		b.end += int64(i + 1)
+		data = data[i+1:]
+	}
+	b.full = len(b.lines) == max || (read < avail && len(b.lines) > 0)
+	return nil
+}
+
+var errRotated = errors.New("the audit file rotated since it was listed")
+
+// release drops buffers grown for a backlog, once it is exported.
+func (b *batch) release() {
+	if cap(b.buf) > 256<<10 {
+		b.buf = nil
+	}
+	if cap(b.lines) > 1024 {
+		b.lines = nil
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"keyport/app/cli"
+	_ "keyport/app/telemetry/otlp" // `keyport-cli proxy` exports to OpenTelemetry collectors, like the app's binary
 )
 
 func main() {

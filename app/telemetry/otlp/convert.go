@@ -1,10 +1,9 @@
-package telemetry
+package otlp
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"keyport/app/telemetry"
 	"keyport/proxymgr/audit"
 )
 
@@ -39,66 +39,19 @@ const (
 	attrDurationMS  = "keyport.duration_ms"
 	attrError       = "keyport.error"
 	attrRedactions  = "keyport.redactions"
-	outcomeHeld     = "held" // tool pinning held a changed tool (counted by keyport.tools.held)
 	eventName       = "keyport.audit"
 	scopeName       = "keyport"
 	opExecuteTool   = "execute_tool"
 	methodToolsCall = "tools/call"
 )
 
-// record is one audit line, decoded.
-type record struct {
-	audit.Event
-	raw        []byte
-	id         string // the event id, or a hash of the line for lines written before ids
-	redactions int
-}
-
-func decode(raw []byte) (record, bool) {
-	var r record
-	if err := json.Unmarshal(raw, &r.Event); err != nil || r.Type == "" {
-		return r, false
-	}
-	r.raw = raw
-	r.id = r.EventID
-	if r.id == "" {
-		sum := sha256.Sum256(raw)
-		r.id = "sha256-" + hex.EncodeToString(sum[:16])
-	}
-	r.redactions = bytes.Count(raw, []byte(audit.Redacted))
-	return r, true
-}
-
-// isCall reports whether the event stands for a request through the proxy
-// (answered, failed or denied): those get a span.
-func (r *record) isCall() bool {
-	return (r.Type == audit.TypeRequest || r.Type == audit.TypeDenial) && r.Method != ""
-}
-
-func (r *record) failed() bool {
-	return r.Outcome != audit.OutcomeOK && r.Outcome != ""
-}
-
-// errorType is error.type: the outcome's class when the call failed.
-func (r *record) errorType() string {
-	if !r.failed() {
-		return ""
-	}
-	return r.Outcome
-}
-
-func (r *record) start() time.Time { return r.Time }
-func (r *record) end() time.Time {
-	return r.Time.Add(time.Duration(r.DurationMS * float64(time.Millisecond)))
-}
-
-// common are the attributes logs and spans share.
-func (r *record) common() []attribute.KeyValue {
-	kv := []attribute.KeyValue{
+// appendCommon appends the attributes logs and spans share to kv.
+func appendCommon(kv []attribute.KeyValue, r *telemetry.Record) []attribute.KeyValue {
+	kv = append(kv,
 		attribute.String(attrEvent, r.Type),
-		attribute.String(attrEventID, r.id),
+		attribute.String(attrEventID, r.ID),
 		attribute.String(attrServer, r.Server),
-	}
+	)
 	add := func(k, v string) {
 		if v != "" {
 			kv = append(kv, attribute.String(k, v))
@@ -112,11 +65,11 @@ func (r *record) common() []attribute.KeyValue {
 	add(attrSession, r.Session)
 	add(attrProtocol, r.ProtocolVersion)
 	add(attrClientName, r.ClientName)
-	if len(r.ID) > 0 && string(r.ID) != "null" {
-		kv = append(kv, attribute.String(attrRequestID, strings.Trim(string(r.ID), `"`)))
+	if len(r.Event.ID) > 0 && string(r.Event.ID) != "null" {
+		kv = append(kv, attribute.String(attrRequestID, strings.Trim(string(r.Event.ID), `"`)))
 	}
 	add(attrOutcome, r.Outcome)
-	add(attrErrorType, r.errorType())
+	add(attrErrorType, r.ErrorType())
 	add(attrError, r.Error)
 	if r.Status != 0 {
 		kv = append(kv, attribute.Int(attrHTTPStatus, r.Status))
@@ -129,18 +82,18 @@ func (r *record) common() []attribute.KeyValue {
 // one), and a child of the client's trace when the request carried W3C
 // trace context in params._meta (MCP's convention, SEP-414) and its params
 // were logged.
-func (r *record) spanIDs() (parent trace.SpanContext, tid trace.TraceID, sid trace.SpanID) {
-	sum := sha256.Sum256([]byte(r.id))
+func spanIDs(r *telemetry.Record) (parent trace.SpanContext, tid trace.TraceID, sid trace.SpanID) {
+	sum := sha256.Sum256([]byte(r.ID))
 	copy(tid[:], sum[:16])
 	copy(sid[:], sum[16:24])
-	if tp := r.traceparent(); tp.IsValid() {
+	if tp := traceparent(r); tp.IsValid() {
 		return tp, tp.TraceID(), sid
 	}
 	return trace.SpanContext{}, tid, sid
 }
 
 // traceparent extracts params._meta.traceparent/tracestate, if logged.
-func (r *record) traceparent() trace.SpanContext {
+func traceparent(r *telemetry.Record) trace.SpanContext {
 	if len(r.Params) == 0 || !bytes.Contains(r.Params, []byte("traceparent")) {
 		return trace.SpanContext{}
 	}
@@ -160,31 +113,40 @@ func (r *record) traceparent() trace.SpanContext {
 	return trace.SpanContextFromContext(ctx)
 }
 
-func (r *record) severity() otellog.Severity {
+func severity(r *telemetry.Record) otellog.Severity {
 	switch r.Outcome {
 	case audit.OutcomeOK, "":
 		return otellog.SeverityInfo
-	case audit.OutcomeDenied, audit.OutcomeRejected, outcomeHeld:
+	case audit.OutcomeDenied, audit.OutcomeRejected, audit.OutcomeHeld:
 		return otellog.SeverityWarn
 	}
 	return otellog.SeverityError
 }
 
-// logRecord is the OTLP log record of an event: its body is the audit line
-// exactly as written (the same fields, the same redaction), its attributes
-// the fields a backend filters on.
-func (r *record) logRecord() otellog.Record {
-	var lr otellog.Record
+var severityText = map[otellog.Severity]string{
+	otellog.SeverityInfo:  "INFO",
+	otellog.SeverityWarn:  "WARN",
+	otellog.SeverityError: "ERROR",
+}
+
+// logRecord fills lr with the OTLP log record of an event: its body is the
+// audit line exactly as written (the same fields, the same redaction), its
+// attributes the fields a backend filters on. kv is scratch space for the
+// attributes (returned for reuse).
+func logRecord(lr *otellog.Record, r *telemetry.Record, observed time.Time, kv []attribute.KeyValue) []attribute.KeyValue {
+	*lr = otellog.Record{}
 	lr.SetTimestamp(r.Time)
-	lr.SetObservedTimestamp(time.Now())
+	lr.SetObservedTimestamp(observed)
 	lr.SetEventName(eventName)
-	lr.SetSeverity(r.severity())
-	lr.SetSeverityText(strings.ToUpper(r.severity().String()))
-	lr.SetBody(attribute.StringValue(string(r.raw)))
-	lr.AddAttributes(r.common()...)
-	lr.AddAttributes(attribute.Float64(attrDurationMS, r.DurationMS))
-	if r.redactions > 0 {
-		lr.AddAttributes(attribute.Int(attrRedactions, r.redactions))
+	sev := severity(r)
+	lr.SetSeverity(sev)
+	lr.SetSeverityText(severityText[sev])
+	lr.SetBody(attribute.StringValue(string(r.Raw)))
+	kv = appendCommon(kv[:0], r)
+	kv = append(kv, attribute.Float64(attrDurationMS, r.DurationMS))
+	if r.Redactions > 0 {
+		kv = append(kv, attribute.Int(attrRedactions, r.Redactions))
 	}
-	return lr
+	lr.AddAttributes(kv...)
+	return kv
 }

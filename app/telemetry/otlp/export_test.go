@@ -1,9 +1,10 @@
-package telemetry
+package otlp
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -17,14 +18,15 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"keyport/app/catalog"
+	"keyport/app/telemetry"
 	"keyport/app/telemetry/telemetrytest"
 	"keyport/proxymgr"
 	"keyport/proxymgr/audit"
 )
 
-func testConfig(t *testing.T, endpoint, protocol string) Config {
+func testConfig(t testing.TB, endpoint, protocol string) telemetry.Config {
 	dir := t.TempDir()
-	return Config{
+	return telemetry.Config{
 		Settings:   &catalog.Telemetry{Endpoint: endpoint, Protocol: protocol, Resource: map[string]string{"deployment.environment": "test"}},
 		AuditDir:   filepath.Join(dir, "audit"),
 		StateDir:   filepath.Join(dir, "telemetry"),
@@ -37,9 +39,9 @@ func testConfig(t *testing.T, endpoint, protocol string) Config {
 	}
 }
 
-func startExporter(t *testing.T, cfg Config) *Exporter {
+func startExporter(t *testing.T, cfg telemetry.Config) *telemetry.Exporter {
 	t.Helper()
-	e, res, err := New(cfg)
+	e, res, err := telemetry.New(cfg)
 	if err != nil || !res.Enabled {
 		t.Fatalf("New: %v (%+v)", err, res)
 	}
@@ -78,6 +80,7 @@ func countIDs(logs []telemetrytest.LogRecord) map[string]int {
 // attributes; a request becomes a CLIENT span (a child of the client's
 // trace when params._meta carried a traceparent), and the metrics arrive.
 func TestExportToCollector(t *testing.T) {
+	t.Parallel()
 	col := telemetrytest.Start(t)
 	for _, proto := range []string{catalog.ProtocolHTTP, catalog.ProtocolGRPC} {
 		t.Run(proto, func(t *testing.T) {
@@ -162,18 +165,78 @@ func TestExportToCollector(t *testing.T) {
 	}
 }
 
-// echoUpstream is a go-sdk MCP server with an echo tool.
+// echoUpstream is a go-sdk MCP server with an echo tool. It answers with
+// JSON rather than event streams and takes the tool's arguments as they
+// come (no schema inference and validation per call): the load tests
+// send thousands of calls under the race detector, and what they test is
+// the export.
 func echoUpstream(t testing.TB) string {
 	s := mcp.NewServer(&mcp.Implementation{Name: "up", Version: "1"}, nil)
-	type in struct {
-		Text string `json:"text"`
-	}
-	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(ctx context.Context, req *mcp.CallToolRequest, in in) (*mcp.CallToolResult, any, error) {
-		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+	s.AddTool(&mcp.Tool{Name: "echo", InputSchema: json.RawMessage(`{"type":"object"}`)}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: string(req.Params.Arguments)}}}, nil
 	})
-	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	srv := httptest.NewServer(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, &mcp.StreamableHTTPOptions{JSONResponse: true}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// rawSession is an MCP session over plain HTTP requests (initialize, then
+// tools/call after tools/call): a load generator lighter than the go-sdk
+// client, so a 10,000-call run stays short under the race detector.
+type rawSession struct {
+	url, id string
+	hc      *http.Client
+}
+
+func (s *rawSession) post(body string) (string, error) {
+	req, err := http.NewRequest(http.MethodPost, s.url, strings.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	if s.id != "" {
+		req.Header.Set("Mcp-Session-Id", s.id)
+	}
+	res, err := s.hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return "", err
+	}
+	if res.StatusCode/100 != 2 {
+		return "", fmt.Errorf("%s: %s", res.Status, b)
+	}
+	if id := res.Header.Get("Mcp-Session-Id"); id != "" {
+		s.id = id
+	}
+	return string(b), nil
+}
+
+func newRawSession(url string) (*rawSession, error) {
+	s := &rawSession{url: url, hc: &http.Client{Timeout: 30 * time.Second}}
+	if _, err := s.post(`{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"load","version":"1"}}}`); err != nil {
+		return nil, fmt.Errorf("initialize: %w", err)
+	}
+	if _, err := s.post(`{"jsonrpc":"2.0","method":"notifications/initialized"}`); err != nil {
+		return nil, fmt.Errorf("initialized: %w", err)
+	}
+	return s, nil
+}
+
+func (s *rawSession) echo(id int, text string) error {
+	out, err := s.post(fmt.Sprintf(`{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":%q}}}`, id, text))
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, `"result"`) || !strings.Contains(out, text) {
+		return fmt.Errorf("tools/call answered %s", out)
+	}
+	return nil
 }
 
 // The collector is killed in the middle of a 10,000-request run through a
@@ -181,7 +244,9 @@ func echoUpstream(t testing.TB) string {
 // once (by event id). An exporter restart and the audit log's rotation in
 // the middle change nothing.
 func TestCollectorKilledMidRunLosesNothing(t *testing.T) {
+	t.Parallel()
 	const total = 10000
+	t0 := time.Now()
 	col := telemetrytest.Start(t)
 	cfg := testConfig(t, col.HTTPEndpoint(), catalog.ProtocolHTTP)
 	cfg.Settings.Signals = []string{catalog.SignalLogs}
@@ -201,50 +266,65 @@ func TestCollectorKilledMidRunLosesNothing(t *testing.T) {
 	var done sync.WaitGroup
 	var mu sync.Mutex
 	calls := 0
+	var sawDown bool
 	for w := range workers {
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			cs, err := mcp.NewClient(&mcp.Implementation{Name: "load", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: p.URL()}, nil)
+			cs, err := newRawSession(p.URL())
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			defer cs.Close()
 			for i := range total / workers {
-				if _, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": fmt.Sprint(w, i)}}); err != nil {
+				if err := cs.echo(i+1, fmt.Sprint(w, "-", i)); err != nil {
 					t.Error(err)
 					return
 				}
+				// The events of the run happen between calls, while the
+				// load goes on in the other sessions.
 				mu.Lock()
 				calls++
-				n := calls
-				mu.Unlock()
-				switch n {
-				case total / 4: // the collector crashes, comes back a while later
+				switch calls {
+				case total / 4: // the collector crashes
 					col.Kill()
-					go func() { time.Sleep(1500 * time.Millisecond); col.Restart() }()
+				case 3 * total / 8: // and comes back, once the export has failed
+					for e.Status().Signals[0].LastError == "" {
+						time.Sleep(10 * time.Millisecond)
+					}
+					sawDown = true
+					col.Restart()
 				case total / 2: // Keyport restarts its exporter meanwhile
 					c2, cancel := context.WithTimeout(ctx, 5*time.Second)
 					e.Close(c2)
 					cancel()
 					e = startExporter(t, cfg)
 				}
+				mu.Unlock()
 			}
 		}()
 	}
 	done.Wait()
+	t.Logf("%s: %d calls done", time.Since(t0), total)
 	if t.Failed() {
 		return
 	}
-	// What the audit log holds (sessions start and end too).
+	if !sawDown {
+		t.Fatal("the export never failed while the collector was down")
+	}
+	// Stopping the proxy flushes its audit log. What the audit log holds
+	// (sessions start and end too):
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.Status().Counters.AuditDrops; d != 0 {
+		t.Fatalf("the proxy dropped %d audit events", d)
+	}
 	want := map[string]bool{}
 	files, _ := filepath.Glob(filepath.Join(cfg.AuditDir, "up.jsonl*"))
 	if len(files) < 3 {
 		t.Fatalf("the audit log did not rotate (%d files)", len(files))
 	}
-	waitFor(t, "the proxy's audit log to settle", func() bool { return p.Status().Counters.AuditDrops == 0 })
-	time.Sleep(300 * time.Millisecond) // the audit writer flushes within 200 ms
 	for _, f := range files {
 		raw, _ := os.ReadFile(f)
 		for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
@@ -257,11 +337,19 @@ func TestCollectorKilledMidRunLosesNothing(t *testing.T) {
 	if len(want) < total {
 		t.Fatalf("the audit log holds %d events, want at least %d", len(want), total)
 	}
+	// The cursors say when everything is sent (the collector writes a
+	// batch before it answers); then its output is read.
+	e.Wake()
+	waitFor(t, "the export to catch up", func() bool {
+		st, err := telemetry.ReadStatus(cfg)
+		return err == nil && len(st.Signals) == 1 && st.Signals[0].BacklogBytes == 0
+	})
 	var got map[string]int
 	waitFor(t, fmt.Sprintf("%d events at the collector", len(want)), func() bool {
 		got = countIDs(col.Logs())
 		return len(got) >= len(want)
 	})
+	t.Logf("%s: all at the collector", time.Since(t0))
 	dups := 0
 	for id, n := range got {
 		if !want[id] {
@@ -289,6 +377,7 @@ func TestCollectorKilledMidRunLosesNothing(t *testing.T) {
 // While the collector is away the status says so and the backlog grows;
 // past the limit it says that too; when it returns, all arrives.
 func TestStatusWhileCollectorDown(t *testing.T) {
+	t.Parallel()
 	col := telemetrytest.Start(t)
 	col.Kill()
 	cfg := testConfig(t, col.HTTPEndpoint(), catalog.ProtocolHTTP)
@@ -303,13 +392,13 @@ func TestStatusWhileCollectorDown(t *testing.T) {
 		w.Log(audit.Event{Type: audit.TypeRequest, Server: "gh", Method: "tools/call", Tool: "search", Error: strings.Repeat("x", 200), Outcome: audit.OutcomeError, DurationMS: float64(i)})
 	}
 	w.Close()
-	var changes []Status
+	var changes []telemetry.Status
 	var mu sync.Mutex
-	e, _, err := New(cfg)
+	e, _, err := telemetry.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.OnChange(func(s Status) { mu.Lock(); changes = append(changes, s); mu.Unlock() })
+	e.OnChange(func(s telemetry.Status) { mu.Lock(); changes = append(changes, s); mu.Unlock() })
 	e.Start(context.Background())
 	defer e.Close(context.Background())
 	waitFor(t, "a failed export", func() bool { s := e.Status(); return len(s.Signals) == 1 && s.Signals[0].LastError != "" })
@@ -317,11 +406,15 @@ func TestStatusWhileCollectorDown(t *testing.T) {
 	if st.Connected || !st.OverLimit || st.BacklogBytes < 1<<20 || st.BacklogEvents == 0 {
 		t.Errorf("status while down = %+v", st)
 	}
-	rs, err := ReadStatus(cfg)
+	rs, err := telemetry.ReadStatus(cfg)
 	if err != nil || !rs.Active || rs.Signals[0].BacklogBytes != st.BacklogBytes {
 		t.Errorf("ReadStatus from another process = %+v, %v", rs, err)
 	}
 	col.Restart()
+	waitFor(t, "the export to catch up", func() bool {
+		st, err := telemetry.ReadStatus(cfg)
+		return err == nil && len(st.Signals) == 1 && st.Signals[0].BacklogBytes == 0
+	})
 	waitFor(t, "all events", func() bool { return len(countIDs(col.Logs())) == n })
 	waitFor(t, "the status to recover", func() bool { s := e.Status().Signals[0]; return s.Connected && s.BacklogBytes == 0 && !s.OverLimit })
 	mu.Lock()

@@ -1,10 +1,19 @@
-package telemetry
+// Package otlp is the export's OpenTelemetry side: a telemetry.Backend
+// built on the official Go SDK (go.opentelemetry.io/otel) and its OTLP
+// exporters, over gRPC or HTTP/protobuf. Importing it registers it
+// (telemetry.Register): both binaries' main packages do (the app's and
+// keyport-cli), so package telemetry, and with it package app, stay free
+// of the SDK and gRPC, and a program that does not import this package
+// (a test, a tool) links neither.
+package otlp
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -15,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otellog "go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -25,16 +35,20 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"keyport/app/catalog"
+	"keyport/app/telemetry"
 	"keyport/proxymgr/audit"
 )
 
-// sinks hold the SDK's providers and OTLP exporters. Logs and spans are
+func init() { telemetry.Register(New) }
+
+// backend holds the SDK's providers and OTLP exporters. Logs and spans are
 // built with the SDK (so they carry the resource and scope) but collected
 // synchronously and exported by the pipeline itself, which alone decides
 // when a batch is delivered; the SDK's own batching and retries, which
 // drop data when the collector stays away, are not used.
-type sinks struct {
+type backend struct {
 	logs    *sdklog.LoggerProvider
+	logger  otellog.Logger
 	logExp  sdklog.Exporter
 	logBuf  *collect[sdklog.Record]
 	tracer  *sdktrace.TracerProvider
@@ -43,20 +57,36 @@ type sinks struct {
 	meter   *sdkmetric.MeterProvider
 	metExp  *statusMetricExporter
 	inst    instruments
+
+	// scratch, reused from batch to batch (one export per signal at a time)
+	logKV, spanKV []attribute.KeyValue
+	metricAttrs   map[metricKey]metric.MeasurementOption
 }
 
+// collect keeps what a processor is handed, for the pipeline's own export.
 type collect[T any] struct {
 	mu  sync.Mutex
 	buf []T
 }
 
 func (c *collect[T]) add(v T) { c.mu.Lock(); c.buf = append(c.buf, v); c.mu.Unlock() }
+
+// take returns what was collected; the buffer is reused after reset.
 func (c *collect[T]) take() []T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.buf
-	c.buf = nil
-	return b
+	return c.buf
+}
+
+func (c *collect[T]) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.buf) // let the records' attributes go
+	if cap(c.buf) > 1024 {
+		c.buf = nil
+	} else {
+		c.buf = c.buf[:0]
+	}
 }
 
 // logCollector is an sdklog.Processor that keeps what is emitted.
@@ -82,7 +112,7 @@ func (spanCollector) ForceFlush(context.Context) error                { return n
 
 // idsKey carries a reconstructed span's ids to the generator.
 type idsKey struct{}
-type spanIDs struct {
+type spanIDsVal struct {
 	tid trace.TraceID
 	sid trace.SpanID
 }
@@ -91,12 +121,12 @@ type spanIDs struct {
 type eventIDs struct{}
 
 func (eventIDs) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	ids, _ := ctx.Value(idsKey{}).(spanIDs)
+	ids, _ := ctx.Value(idsKey{}).(spanIDsVal)
 	return ids.tid, ids.sid
 }
 
 func (eventIDs) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
-	ids, _ := ctx.Value(idsKey{}).(spanIDs)
+	ids, _ := ctx.Value(idsKey{}).(spanIDsVal)
 	return ids.sid
 }
 
@@ -125,29 +155,35 @@ type instruments struct {
 	redactions metric.Int64Counter
 }
 
-func newSinks(ctx context.Context, cfg *Config, res Resolved, host [2]string) (*sinks, error) {
+// New builds the OTLP backend: one exporter per signal in s.Signals, over
+// s.Protocol to s.Endpoint.
+func New(ctx context.Context, s telemetry.Setup) (telemetry.Backend, error) {
+	return newBackend(ctx, s)
+}
+
+func newBackend(ctx context.Context, res telemetry.Setup) (*backend, error) {
 	rsc, err := resource.New(ctx,
 		resource.WithAttributes(
 			attribute.String("service.name", "keyport"),
-			attribute.String("service.version", cfg.Version),
-			attribute.String("host.name", host[0]),
-			attribute.String("user.name", host[1]),
+			attribute.String("service.version", res.Version),
+			attribute.String("host.name", res.Host),
+			attribute.String("user.name", res.User),
 		),
 		resource.WithFromEnv(),
 	)
 	if err != nil && rsc == nil {
 		return nil, err
 	}
-	if cfg.Settings != nil && len(cfg.Settings.Resource) > 0 {
+	if len(res.Resource) > 0 {
 		var kv []attribute.KeyValue
-		for k, v := range cfg.Settings.Resource {
+		for k, v := range res.Resource {
 			kv = append(kv, attribute.String(k, v))
 		}
 		if merged, err := resource.Merge(rsc, resource.NewSchemaless(kv...)); err == nil {
 			rsc = merged
 		}
 	}
-	s := &sinks{}
+	s := &backend{metricAttrs: map[metricKey]metric.MeasurementOption{}}
 	grpc := res.Protocol == catalog.ProtocolGRPC
 	base := strings.TrimRight(res.Endpoint, "/")
 	plain := strings.HasPrefix(base, "http://")
@@ -156,14 +192,14 @@ func newSinks(ctx context.Context, cfg *Config, res Resolved, host [2]string) (*
 		case catalog.SignalLogs:
 			if grpc {
 				opts := []otlploggrpc.Option{otlploggrpc.WithEndpointURL(base), otlploggrpc.WithHeaders(res.Headers),
-					otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: false}), otlploggrpc.WithTimeout(cfg.Timeout)}
+					otlploggrpc.WithRetry(otlploggrpc.RetryConfig{Enabled: false}), otlploggrpc.WithTimeout(res.Timeout)}
 				if res.TLS != nil && !plain {
 					opts = append(opts, otlploggrpc.WithTLSCredentials(credentials.NewTLS(res.TLS)))
 				}
 				s.logExp, err = otlploggrpc.New(ctx, opts...)
 			} else {
 				opts := []otlploghttp.Option{otlploghttp.WithEndpointURL(base + "/v1/logs"), otlploghttp.WithHeaders(res.Headers),
-					otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: false}), otlploghttp.WithTimeout(cfg.Timeout)}
+					otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: false}), otlploghttp.WithTimeout(res.Timeout)}
 				if res.TLS != nil {
 					opts = append(opts, otlploghttp.WithTLSClientConfig(res.TLS))
 				}
@@ -173,18 +209,21 @@ func newSinks(ctx context.Context, cfg *Config, res Resolved, host [2]string) (*
 				return nil, err
 			}
 			s.logBuf = &collect[sdklog.Record]{}
-			s.logs = sdklog.NewLoggerProvider(sdklog.WithResource(rsc), sdklog.WithProcessor(logCollector{s.logBuf}))
+			// The attributes' keys are unique by construction: no
+			// de-duplication pass per attribute.
+			s.logs = sdklog.NewLoggerProvider(sdklog.WithResource(rsc), sdklog.WithProcessor(logCollector{s.logBuf}), sdklog.WithAllowKeyDuplication())
+			s.logger = s.logs.Logger(scopeName)
 		case catalog.SignalTraces:
 			if grpc {
 				opts := []otlptracegrpc.Option{otlptracegrpc.WithEndpointURL(base), otlptracegrpc.WithHeaders(res.Headers),
-					otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}), otlptracegrpc.WithTimeout(cfg.Timeout)}
+					otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}), otlptracegrpc.WithTimeout(res.Timeout)}
 				if res.TLS != nil && !plain {
 					opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(res.TLS)))
 				}
 				s.spanExp, err = otlptracegrpc.New(ctx, opts...)
 			} else {
 				opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(base + "/v1/traces"), otlptracehttp.WithHeaders(res.Headers),
-					otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}), otlptracehttp.WithTimeout(cfg.Timeout)}
+					otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}), otlptracehttp.WithTimeout(res.Timeout)}
 				if res.TLS != nil {
 					opts = append(opts, otlptracehttp.WithTLSClientConfig(res.TLS))
 				}
@@ -200,14 +239,14 @@ func newSinks(ctx context.Context, cfg *Config, res Resolved, host [2]string) (*
 			var exp sdkmetric.Exporter
 			if grpc {
 				opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithEndpointURL(base), otlpmetricgrpc.WithHeaders(res.Headers),
-					otlpmetricgrpc.WithTimeout(cfg.Timeout)}
+					otlpmetricgrpc.WithTimeout(res.Timeout)}
 				if res.TLS != nil && !plain {
 					opts = append(opts, otlpmetricgrpc.WithTLSCredentials(credentials.NewTLS(res.TLS)))
 				}
 				exp, err = otlpmetricgrpc.New(ctx, opts...)
 			} else {
 				opts := []otlpmetrichttp.Option{otlpmetrichttp.WithEndpointURL(base + "/v1/metrics"), otlpmetrichttp.WithHeaders(res.Headers),
-					otlpmetrichttp.WithTimeout(cfg.Timeout)}
+					otlpmetrichttp.WithTimeout(res.Timeout)}
 				if res.TLS != nil {
 					opts = append(opts, otlpmetrichttp.WithTLSClientConfig(res.TLS))
 				}
@@ -218,8 +257,8 @@ func newSinks(ctx context.Context, cfg *Config, res Resolved, host [2]string) (*
 			}
 			s.metExp = &statusMetricExporter{Exporter: exp}
 			s.meter = sdkmetric.NewMeterProvider(sdkmetric.WithResource(rsc),
-				sdkmetric.WithReader(sdkmetric.NewPeriodicReader(s.metExp, sdkmetric.WithInterval(cfg.MetricInterval))))
-			if err := s.instruments(cfg); err != nil {
+				sdkmetric.WithReader(sdkmetric.NewPeriodicReader(s.metExp, sdkmetric.WithInterval(res.MetricInterval))))
+			if err := s.instruments(res.ProxyUp); err != nil {
 				return nil, err
 			}
 		}
@@ -231,7 +270,7 @@ func newSinks(ctx context.Context, cfg *Config, res Resolved, host [2]string) (*
 // mcp.client.operation.duration, in seconds.
 var durationBuckets = []float64{0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300}
 
-func (s *sinks) instruments(cfg *Config) error {
+func (s *backend) instruments(proxyUp func() map[string]bool) error {
 	m := s.meter.Meter(scopeName)
 	var errs []error
 	var err error
@@ -249,10 +288,10 @@ func (s *sinks) instruments(cfg *Config) error {
 	errs = append(errs, err)
 	s.inst.redactions, err = m.Int64Counter("keyport.redactions", metric.WithUnit("{value}"), metric.WithDescription("Secret values redacted from audit events."))
 	errs = append(errs, err)
-	if cfg.ProxyUp != nil {
+	if proxyUp != nil {
 		_, err = m.Int64ObservableGauge("keyport.proxy.up", metric.WithDescription("1 while a server's proxy runs, 0 when it is down."),
 			metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-				for name, up := range cfg.ProxyUp() {
+				for name, up := range proxyUp() {
 					v := int64(0)
 					if up {
 						v = 1
@@ -266,39 +305,59 @@ func (s *sinks) instruments(cfg *Config) error {
 	return errors.Join(errs...)
 }
 
-func (s *sinks) forSignal(sig string) func(context.Context, []record) error {
-	switch sig {
+// Export implements telemetry.Backend.
+func (s *backend) Export(ctx context.Context, signal string, recs []telemetry.Record) error {
+	switch signal {
 	case catalog.SignalLogs:
-		return s.exportLogs
+		if s.logExp != nil {
+			return s.exportLogs(ctx, recs)
+		}
 	case catalog.SignalTraces:
-		return s.exportSpans
+		if s.spanExp != nil {
+			return s.exportSpans(ctx, recs)
+		}
+	case catalog.SignalMetrics:
+		if s.meter != nil {
+			s.recordMetrics(ctx, recs)
+			return nil
+		}
 	}
-	return s.recordMetrics
+	return fmt.Errorf("telemetry: the %s exporter is not set up", signal)
 }
 
-func (s *sinks) exportLogs(ctx context.Context, recs []record) error {
-	lg := s.logs.Logger(scopeName)
+func (s *backend) exportLogs(ctx context.Context, recs []telemetry.Record) error {
+	defer s.logBuf.reset()
+	now := time.Now()
+	var lr otellog.Record
 	for i := range recs {
 		r := &recs[i]
-		c := context.Background()
-		if r.isCall() {
-			_, tid, sid := r.spanIDs()
-			c = trace.ContextWithSpanContext(c, trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+		s.logKV = logRecord(&lr, r, now, s.logKV)
+		s.logger.Emit(context.Background(), lr)
+		if r.IsCall() {
+			// The record of a request carries its span's ids.
+			_, tid, sid := spanIDs(r)
+			b := s.logBuf.take()
+			last := &b[len(b)-1]
+			last.SetTraceID(tid)
+			last.SetSpanID(sid)
+			last.SetTraceFlags(trace.FlagsSampled)
 		}
-		lg.Emit(c, r.logRecord())
 	}
 	return s.logExp.Export(ctx, s.logBuf.take())
 }
 
-func (s *sinks) exportSpans(ctx context.Context, recs []record) error {
+var spanKind = trace.WithSpanKind(trace.SpanKindClient)
+
+func (s *backend) exportSpans(ctx context.Context, recs []telemetry.Record) error {
+	defer s.spanBuf.reset()
 	tr := s.tracer.Tracer(scopeName)
 	for i := range recs {
 		r := &recs[i]
-		if !r.isCall() {
+		if !r.IsCall() {
 			continue
 		}
-		parent, tid, sid := r.spanIDs()
-		c := context.WithValue(context.Background(), idsKey{}, spanIDs{tid, sid})
+		parent, tid, sid := spanIDs(r)
+		c := context.WithValue(context.Background(), idsKey{}, spanIDsVal{tid, sid})
 		if parent.IsValid() {
 			c = trace.ContextWithRemoteSpanContext(c, parent)
 		}
@@ -306,12 +365,12 @@ func (s *sinks) exportSpans(ctx context.Context, recs []record) error {
 		if r.Tool != "" {
 			name += " " + r.Tool
 		}
-		attrs := append(r.common(), attribute.String(attrTransport, "tcp"), attribute.String(attrNetProto, "http"))
-		_, sp := tr.Start(c, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(r.start()), trace.WithAttributes(attrs...))
-		if r.failed() {
+		s.spanKV = append(appendCommon(s.spanKV[:0], r), attribute.String(attrTransport, "tcp"), attribute.String(attrNetProto, "http"))
+		_, sp := tr.Start(c, name, spanKind, trace.WithTimestamp(r.Time), trace.WithAttributes(s.spanKV...))
+		if r.Failed() {
 			sp.SetStatus(codes.Error, r.Error)
 		}
-		sp.End(trace.WithTimestamp(r.end()))
+		sp.End(trace.WithTimestamp(r.End()))
 	}
 	spans := s.spanBuf.take()
 	if len(spans) == 0 {
@@ -320,38 +379,54 @@ func (s *sinks) exportSpans(ctx context.Context, recs []record) error {
 	return s.spanExp.ExportSpans(ctx, spans)
 }
 
+// metricKey is one series of the request metrics.
+type metricKey struct{ server, method, tool, outcome, errorType string }
+
+// attrsOf is the measurement option of a series, built once (a backend
+// sees few distinct series; the cache is dropped if it ever grows large).
+func (s *backend) attrsOf(k metricKey) metric.MeasurementOption {
+	if o, ok := s.metricAttrs[k]; ok {
+		return o
+	}
+	if len(s.metricAttrs) > 4096 {
+		clear(s.metricAttrs)
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attribute.String(attrServer, k.server), attribute.String(attrMethod, k.method),
+		attribute.String(attrTool, k.tool), attribute.String(attrOutcome, k.outcome), attribute.String(attrErrorType, k.errorType)))
+	s.metricAttrs[k] = o
+	return o
+}
+
 // recordMetrics feeds the instruments; the periodic reader exports them
 // (cumulative, so an export the collector missed is made up by the next).
-func (s *sinks) recordMetrics(ctx context.Context, recs []record) error {
+func (s *backend) recordMetrics(ctx context.Context, recs []telemetry.Record) {
 	for i := range recs {
 		r := &recs[i]
-		if r.redactions > 0 {
-			s.inst.redactions.Add(ctx, int64(r.redactions), metric.WithAttributes(attribute.String(attrServer, r.Server)))
+		if r.Redactions > 0 {
+			s.inst.redactions.Add(ctx, int64(r.Redactions), metric.WithAttributes(attribute.String(attrServer, r.Server)))
 		}
-		if r.Outcome == outcomeHeld {
+		if r.Outcome == audit.OutcomeHeld {
 			s.inst.held.Add(ctx, 1, metric.WithAttributes(attribute.String(attrServer, r.Server), attribute.String(attrTool, r.Tool)))
 		}
-		if !r.isCall() {
+		if !r.IsCall() {
 			continue
 		}
-		attrs := metric.WithAttributes(attribute.String(attrServer, r.Server), attribute.String(attrMethod, r.Method),
-			attribute.String(attrTool, r.Tool), attribute.String(attrOutcome, r.Outcome), attribute.String(attrErrorType, r.errorType()))
+		attrs := s.attrsOf(metricKey{r.Server, r.Method, r.Tool, r.Outcome, r.ErrorType()})
 		s.inst.requests.Add(ctx, 1, attrs)
 		s.inst.duration.Record(ctx, r.DurationMS/1000, attrs)
 		switch r.Outcome {
-		case audit.OutcomeOK, outcomeHeld:
+		case audit.OutcomeOK, audit.OutcomeHeld:
 		case audit.OutcomeDenied:
 			s.inst.denials.Add(ctx, 1, attrs)
 		default:
 			s.inst.errors.Add(ctx, 1, attrs)
 		}
 	}
-	return nil // counted: the periodic reader delivers (metricsStatus says how that goes)
 }
 
-// metricsStatus is how the last periodic metrics export went (done: one
+// MetricsStatus is how the last periodic metrics export went (done: one
 // was tried).
-func (s *sinks) metricsStatus() (done bool, err error) {
+func (s *backend) MetricsStatus() (done bool, err error) {
 	if s.metExp == nil {
 		return false, nil
 	}
@@ -360,7 +435,8 @@ func (s *sinks) metricsStatus() (done bool, err error) {
 	return s.metExp.ok || s.metExp.err != nil, s.metExp.err
 }
 
-func (s *sinks) shutdown(ctx context.Context) error {
+// Shutdown implements telemetry.Backend.
+func (s *backend) Shutdown(ctx context.Context) error {
 	var errs []error
 	if s.meter != nil {
 		errs = append(errs, s.meter.Shutdown(ctx))
