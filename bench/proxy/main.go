@@ -87,7 +87,8 @@ func main() {
 		barePool  = flag.Bool("bare-pool", false, "give the bare hop a BufferPool (a tuned rather than bare ReverseProxy)")
 		otel      = flag.Bool("telemetry", false, "only the OpenTelemetry export figures (export on vs off; memory while the collector is down)")
 		otelConc  = flag.Int("telemetry-sessions", 8, "concurrent sessions for the telemetry figures")
-		otelDown  = flag.Int("telemetry-events", 100000, "events while the collector is down")
+		otelDown  = flag.Int("telemetry-events", 100000, "events while the collector is down (0 skips it)")
+		otelNice  = flag.Bool("telemetry-nice", true, "run the collector at nice 19 (a real one runs on another machine, not on the measured cores)")
 		baseline  = flag.String("baseline-bin", "", "this benchmark built from another revision: its keyport path runs as a fourth path")
 		pinTools  = flag.Int("pin-tools", 500, "tools of the upstream for the tool pinning figure (0 skips it)")
 		onlyPins  = flag.Bool("only-pinning", false, "measure only tool pinning")
@@ -100,7 +101,7 @@ func main() {
 
 	up := startUpstream()
 	if *otel {
-		benchTelemetry(up.mcpURL, *rounds, *duration, *otelConc, *otelDown)
+		benchTelemetry(up.mcpURL, *rounds, *duration, *otelConc, *otelDown, *otelNice)
 		return
 	}
 	self, err := os.Executable()
