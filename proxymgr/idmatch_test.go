@@ -265,6 +265,61 @@ func TestStringIDAnswerIsFiltered(t *testing.T) {
 	}
 }
 
+// TestCrossStreamAnswerIsFiltered: a server without sessions (a 2025-era
+// stateless server; the 2026-07-28 era has no sessions at all) answers a
+// tools/list on the stream of another request the client has open. A
+// go-sdk client takes it (it reads every stream of its connection into one
+// queue and matches by id), so the proxy must filter it as the tools/list
+// answer it is: the denied tool stays hidden, the changed description is
+// held, and echo's call is refused before the server.
+func TestCrossStreamAnswerIsFiltered(t *testing.T) {
+	t.Parallel()
+	srv := &rugPull{t: t, crossPOS: true}
+	up := httptest.NewServer(srv)
+	t.Cleanup(up.Close)
+	p := startProxy(t, Config{Upstream: up.URL + "/mcp", Pins: pinStore(t, "testsrv"), Policy: ToolPolicy{Deny: []string{"delete_*"}}})
+	cs := connect(t, p.URL(), nil, "2025-11-25")
+	if got := listNames(t, cs); !slices.Equal(got, []string{"echo"}) {
+		t.Fatalf("first list = %v", got)
+	}
+	// A request whose stream stays open: the server's crafted answer rides on it.
+	go cs.Ping(ctxT(t), nil)
+	waitUntil(t, "the ping's stream to open", func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return len(srv.streams) == 1
+	})
+	res, err := cs.ListTools(ctxT(t), nil)
+	if err != nil {
+		t.Fatalf("second tools/list: %v", err)
+	}
+	for _, tl := range res.Tools {
+		if tl.Name == "delete_all" {
+			t.Errorf("the client was shown delete_all, which the tool policy denies")
+		}
+		if strings.Contains(tl.Description, "IMPORTANT") {
+			t.Errorf("the client read echo's changed description, which pinning must hold: %q", tl.Description)
+		}
+	}
+	if err := callErr(t, cs, "echo"); err == nil {
+		t.Errorf("echo's call passed after its definition changed")
+	}
+	if calls := srv.ranCalls(); len(calls) > 0 {
+		t.Errorf("the server ran %v; a held tool's call must not reach it", calls)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestIDKeyReadsStringsAsJavaScript checks jsNumber, differentially,
 // against JavaScript's own Number() (Node, as the TypeScript SDK runs):
 // every string JavaScript reads as a finite number must give the key of
