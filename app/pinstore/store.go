@@ -259,11 +259,12 @@ func (s *Store) Server(name string) *Server {
 	}
 	path := filepath.Join(s.dir, fileName(name))
 	srv := &Server{st: s, name: name, path: path, lock: flock.New(filepath.Join(s.dir, "."+fileName(name)+".lock"), flock.SetPermissions(0o600)),
-		watchers: map[int]func(){}}
+		watchers: map[int]func(){}, polling: s.fsw == nil}
+	// Until the file is read, whoever finds srv gets pins that trust
+	// nothing (never a nil snapshot).
+	srv.snap.Store(&pins.Set{Approved: map[string]pins.Hash{}, Held: map[string]pins.Held{}, Problem: "the tool pins are being read"})
 	s.servers[name] = srv
-	polling := s.fsw == nil
 	s.mu.Unlock()
-	srv.polling = polling
 	srv.reload()
 	return srv
 }
