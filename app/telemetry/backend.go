@@ -42,6 +42,10 @@ type Setup struct {
 	Timeout, MetricInterval time.Duration
 	// ProxyUp feeds the keyport.proxy.up gauge (nil: no gauge).
 	ProxyUp func() map[string]bool
+	// SDKError receives the failures the SDK reports to its process-wide
+	// error handler (a periodic metrics export); it logs them without the
+	// export's header values (redact.go).
+	SDKError func(error)
 }
 
 // NewBackend builds a Backend.

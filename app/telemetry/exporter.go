@@ -14,6 +14,7 @@ import (
 
 	"keyport/app/catalog"
 	"keyport/app/internal/atomicfile"
+	"keyport/proxymgr/redact"
 )
 
 // SignalStatus is the state of one exporter (logs, metrics or traces).
@@ -63,6 +64,8 @@ type Exporter struct {
 	done   chan struct{}
 	wake   chan struct{}
 
+	secrets *redact.Matcher // the headers' values: never in an error text (redact.go)
+
 	mu        sync.Mutex
 	active    bool
 	signals   []*signal
@@ -83,7 +86,7 @@ func New(cfg Config) (*Exporter, Resolved, error) {
 	if res.Enabled && cfg.backend() == nil {
 		return nil, res, ErrNotLinked
 	}
-	return &Exporter{cfg: cfg, res: res, done: make(chan struct{}), wake: make(chan struct{}, 1),
+	return &Exporter{cfg: cfg, res: res, done: make(chan struct{}), wake: make(chan struct{}, 1), secrets: headerMatcher(res.Headers),
 		lock: flock.New(filepath.Join(cfg.StateDir, "export.lock"))}, res, nil
 }
 
@@ -156,20 +159,23 @@ func (e *Exporter) run() {
 	for _, name := range e.res.Signals {
 		s, err := newSignal(e.cfg.StateDir, name)
 		if err != nil {
-			e.cfg.Logger.Error("telemetry: "+name, "err", err)
+			e.cfg.Logger.Error("telemetry: "+name, "err", e.errorText(err))
 			continue
 		}
 		sigs = append(sigs, s)
 	}
 	h, u := e.host()
 	setup := Setup{Resolved: e.res, Version: e.cfg.Version, Host: h, User: u, Env: e.cfg.env,
-		Timeout: e.cfg.Timeout, MetricInterval: e.cfg.MetricInterval, ProxyUp: e.cfg.ProxyUp}
+		Timeout: e.cfg.Timeout, MetricInterval: e.cfg.MetricInterval, ProxyUp: e.cfg.ProxyUp,
+		SDKError: func(err error) {
+			e.cfg.Logger.Warn("telemetry: the OpenTelemetry SDK reports a failure", "err", e.errorText(err))
+		}}
 	if e.cfg.Settings != nil {
 		setup.Resource = e.cfg.Settings.Resource
 	}
 	b, err := e.cfg.backend()(e.ctx, setup)
 	if err != nil {
-		e.cfg.Logger.Error("telemetry: cannot set up the OTLP exporters", "err", err)
+		e.cfg.Logger.Error("telemetry: cannot set up the OTLP exporters", "err", e.errorText(err))
 		return
 	}
 	p := &pipeline{e: e, backend: b, signals: sigs, kick: make(chan struct{}, 1)}
@@ -237,10 +243,7 @@ func (e *Exporter) Status() Status {
 		if ss.Signal == catalog.SignalMetrics && b != nil {
 			// Counting never fails; the periodic export to the collector may.
 			if done, err := b.MetricsStatus(); done {
-				ss.Connected, ss.LastError = err == nil, ""
-				if err != nil {
-					ss.LastError = err.Error()
-				}
+				ss.Connected, ss.LastError = err == nil, e.errorText(err)
 			}
 		}
 		st.Signals = append(st.Signals, ss)

@@ -208,14 +208,15 @@ func (p *pipeline) step(ctx context.Context) (more bool) {
 
 func (p *pipeline) fail(s *signal, err error) {
 	cfg := &p.e.cfg
+	text := p.e.errorText(err)
 	s.wait = min(max(2*s.wait, cfg.MinBackoff), cfg.MaxBackoff)
 	s.retry = time.Now().Add(s.wait)
 	s.mu.Lock()
 	was := s.st.Connected || s.st.LastError == ""
-	s.st.Connected, s.st.LastError = false, err.Error()
+	s.st.Connected, s.st.LastError = false, text
 	s.mu.Unlock()
 	if was {
-		cfg.Logger.Warn("telemetry: export failed; the events wait in the audit log and are sent when the collector answers", "signal", s.name, "err", err)
+		cfg.Logger.Warn("telemetry: export failed; the events wait in the audit log and are sent when the collector answers", "signal", s.name, "err", text)
 	}
 	p.e.changed(was)
 }

@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
@@ -161,7 +163,31 @@ func New(ctx context.Context, s telemetry.Setup) (telemetry.Backend, error) {
 	return newBackend(ctx, s)
 }
 
+// The OpenTelemetry SDK reports some failures (a periodic metrics export)
+// to its process-wide error handler, which logs them as they are: it is
+// routed to the latest backend's Setup.SDKError, which redacts the
+// export's header values.
+var sdkErrors struct {
+	once sync.Once
+	cur  atomic.Pointer[func(error)]
+}
+
+func routeSDKErrors(f func(error)) {
+	if f == nil {
+		return
+	}
+	sdkErrors.cur.Store(&f)
+	sdkErrors.once.Do(func() {
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			if f := sdkErrors.cur.Load(); f != nil {
+				(*f)(err)
+			}
+		}))
+	})
+}
+
 func newBackend(ctx context.Context, res telemetry.Setup) (*backend, error) {
+	routeSDKErrors(res.SDKError)
 	rsc, err := resource.New(ctx,
 		resource.WithAttributes(
 			attribute.String("service.name", "keyport"),
