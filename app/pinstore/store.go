@@ -257,14 +257,22 @@ func (s *Store) Server(name string) *Server {
 		s.mu.Unlock()
 		return srv
 	}
-	path := filepath.Join(s.dir, fileName(name))
-	srv := &Server{st: s, name: name, path: path, lock: flock.New(filepath.Join(s.dir, "."+fileName(name)+".lock"), flock.SetPermissions(0o600)),
-		watchers: map[int]func(){}}
-	s.servers[name] = srv
 	polling := s.fsw == nil
 	s.mu.Unlock()
-	srv.polling = polling
-	srv.reload()
+	// Loaded before anyone else sees it: a proxy must never consult a
+	// server's pins before they are read (a nil snapshot trusts).
+	path := filepath.Join(s.dir, fileName(name))
+	srv := &Server{st: s, name: name, path: path, lock: flock.New(filepath.Join(s.dir, "."+fileName(name)+".lock"), flock.SetPermissions(0o600)),
+		watchers: map[int]func(){}, polling: polling}
+	srv.load()
+	s.mu.Lock()
+	if other, ok := s.servers[name]; ok { // another goroutine loaded it meanwhile
+		s.mu.Unlock()
+		return other
+	}
+	s.servers[name] = srv
+	s.mu.Unlock()
+	srv.notify() // its watchers may look it up now
 	return srv
 }
 
@@ -374,6 +382,14 @@ func (srv *Server) File() *File {
 // reload reads the file again and, if it changed, updates the snapshot
 // and tells the watchers. A file that cannot be read is set aside.
 func (srv *Server) reload() {
+	if srv.load() {
+		srv.notify()
+	}
+}
+
+// load is reload without telling anyone: it reports whether the pins
+// changed.
+func (srv *Server) load() (changed bool) {
 	srv.mu.Lock()
 	raw, f, err := srv.read()
 	if err != nil && !errors.Is(err, errCorrupt) {
@@ -391,14 +407,12 @@ func (srv *Server) reload() {
 	} else {
 		srv.problem = ""
 	}
-	changed := srv.file.Load() == nil || !bytes.Equal(raw, srv.raw) || srv.problem != ""
+	changed = srv.file.Load() == nil || !bytes.Equal(raw, srv.raw) || srv.problem != ""
 	if changed {
 		srv.install(raw, f)
 	}
 	srv.mu.Unlock()
-	if changed {
-		srv.notify()
-	}
+	return changed
 }
 
 var errCorrupt = errors.New("corrupt")
