@@ -175,6 +175,8 @@ func TestPassedCallResumes(t *testing.T) {
 	if g.passed.Load() != 1 || g.resumed.Load() < 1 {
 		t.Errorf("passed %d, resumed %d; want the call passed and its stream resumed", g.passed.Load(), g.resumed.Load())
 	}
+	// The client's handler runs beside the call's answer: wait for both.
+	waitFor(t, "2 progress notifications", func() bool { return len(got.get().progress) >= 2 })
 	if p := got.get().progress; !slices.Equal(p, []string{"7 before", "7 after"}) {
 		t.Errorf("progress = %q; want both, under the client's token", p)
 	}
