@@ -45,8 +45,10 @@ func newSocket(ln net.Listener, log *slog.Logger) *socket {
 
 // serve accepts in the background until the listener closes or fails.
 func (s *socket) serve() {
+	s.register() // local.go: this process's profile endpoints reach it in process
 	go func() {
 		err := s.srv.Serve(s.ln)
+		s.unregister()
 		if errors.Is(err, http.ErrServerClosed) || s.closing.Load() {
 			err = nil
 		}
@@ -90,6 +92,7 @@ func (s *socket) trackFresh(c net.Conn, st http.ConnState) {
 // runs beforeDrain, then waits for the requests until ctx is done.
 func (s *socket) shutdown(ctx context.Context, beforeDrain func()) error {
 	s.closing.Store(true)
+	s.unregister()
 	s.ln.Close()
 	<-s.done
 	s.awaitFresh(time.Second)

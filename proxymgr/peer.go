@@ -64,6 +64,9 @@ func withConnPeer(ctx context.Context, c net.Conn) context.Context {
 
 // peerVerdict is the verdict of r's connection.
 func peerVerdict(r *http.Request) peercred.Verdict {
+	if r.Context().Value(inProcessKey{}) != nil {
+		return inProcessVerdict // local.go: sent by this process
+	}
 	if c, ok := r.Context().Value(connPeerKey{}).(*connPeer); ok {
 		return c.verdict()
 	}

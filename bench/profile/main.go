@@ -197,6 +197,20 @@ func child(args []string) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if f := os.Getenv("BENCH_MEMPROFILE"); f != "" && mode == "profile" {
+		// Every allocation's site, written when the child exits.
+		runtime.MemProfileRate = 4096
+		defer func() {
+			out, err := os.Create(f)
+			if err != nil {
+				log.Fatal(err)
+			}
+			defer out.Close()
+			if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+				log.Fatal(err)
+			}
+		}()
+	}
 	var before, after memStat
 	switch mode {
 	case "bare":

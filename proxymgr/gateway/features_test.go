@@ -125,34 +125,7 @@ func TestEverythingForwarded(t *testing.T) {
 	g := startGateway(t, Config{Members: []Member{one.member(), two.member()}})
 
 	var got clientLog
-	c := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "1"}, &mcp.ClientOptions{
-		CreateMessageHandler: func(_ context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-			return &mcp.CreateMessageResult{Role: "assistant", Model: "m", Content: &mcp.TextContent{Text: "the client's answer to " + req.Params.Messages[0].Content.(*mcp.TextContent).Text}}, nil
-		},
-		ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
-			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"name": "Ada"}}, nil
-		},
-		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
-			got.add(func(l *clientLog) {
-				l.progress = append(l.progress, fmt.Sprint(req.Params.ProgressToken, " ", req.Params.Message))
-			})
-		},
-		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
-			got.add(func(l *clientLog) { l.logs = append(l.logs, fmt.Sprint(req.Params.Data)) })
-		},
-		ToolListChangedHandler: func(context.Context, *mcp.ToolListChangedRequest) {
-			got.add(func(l *clientLog) { l.changed++ })
-		},
-		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
-			got.add(func(l *clientLog) { l.updated = append(l.updated, req.Params.URI) })
-		},
-	})
-	c.AddRoots(&mcp.Root{URI: "file:///work/project"})
-	cs, err := c.Connect(context.Background(), &mcp.StreamableClientTransport{Endpoint: g.URL()}, &mcp.ClientSessionOptions{ProtocolVersion: "2025-11-25"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := featureClient(t, g, &got)
 	ctx := context.Background()
 
 	// Paginated members, collisions prefixed, unique names kept.
@@ -162,55 +135,8 @@ func TestEverythingForwarded(t *testing.T) {
 		t.Fatalf("tools = %v", names)
 	}
 
-	// Progress, with the client's own token, on the call.
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "two_progress", Meta: mcp.Meta{"progressToken": "my-token"}})
-	if err != nil || res.Content[0].(*mcp.TextContent).Text != "progressed" {
-		t.Fatalf("progress call: %v %v", res, err)
-	}
-	waitFor(t, "3 progress notifications", func() bool { return len(got.get().progress) == 3 })
-	if p := got.get().progress; p[0] != "my-token step 1" || p[2] != "my-token step 3" {
-		t.Errorf("progress = %q", p)
-	}
-
-	// Logging at the client's level.
-	if err := cs.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := callText(t, cs, "one_log", "hello"); err != nil || out != "logged" {
-		t.Fatalf("log call: %q %v", out, err)
-	}
-	waitFor(t, "the log message", func() bool { return slices.Contains(got.get().logs, "logged hello") })
-
-	// Server-to-client requests: each member gets the real client's answer.
-	for _, tc := range []struct{ tool, want string }{
-		{"one_sample", "one sampled the client's answer to what?"},
-		{"two_sample", "two sampled the client's answer to what?"},
-		{"two_ask", "two was told accept Ada"},
-		{"one_roots", "file:///work/project"},
-	} {
-		if out, err := callText(t, cs, tc.tool, "what?"); err != nil || out != tc.want {
-			t.Errorf("%s: %q, %v; want %q", tc.tool, out, err, tc.want)
-		}
-	}
-
-	// Cancellation reaches the member.
-	hctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		_, err := cs.CallTool(hctx, &mcp.CallToolParams{Name: "two_hang", Arguments: map[string]any{}})
-		done <- err
-	}()
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	select {
-	case who := <-cancelled:
-		if who != "two" {
-			t.Errorf("%s saw the cancellation", who)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the member never saw the cancellation")
-	}
-	<-done
+	// Tool calls: every one passes through as bytes (passthrough.go).
+	checkCallFeatures(t, g, cs, &got, cancelled, true)
 
 	// Resources: listed from both, read and subscribed by URI.
 	rl, err := cs.ListResources(ctx, nil)

@@ -26,7 +26,8 @@ type call struct {
 	exposed   string   // the tool as the client called it
 	overrides []string // what the profile changed about it: rename, description
 	header    http.Header
-	token     any // the client's progress token
+	token     any  // the client's progress token
+	passed    bool // a tools/call passed as bytes (passthrough.go)
 
 	// closeStream closes the client's stream of this request, telling it
 	// to come back after a pause (the member did so: SEP-1699 polling).
@@ -74,6 +75,12 @@ func (g *Gateway) forward(ctx context.Context, method string, req mcp.Request, n
 		return g.readResource(ctx, ss, req.GetParams().(*mcp.ReadResourceParams))
 	case "completion/complete":
 		return g.complete(ctx, ss, req.GetParams().(*mcp.CompleteParams))
+	case "notifications/cancelled":
+		if c := g.session(ss); c != nil {
+			p, _ := req.GetParams().(*mcp.CancelledParams)
+			c.cancelPassed(p) // a passed tool call is cancelled at its member
+		}
+		return next(ctx, method, req)
 	case "logging/setLevel":
 		g.setLevel(ctx, ss, req.GetParams().(*mcp.SetLoggingLevelParams))
 		return next(ctx, method, req)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"keyport/proxymgr"
 	"keyport/proxymgr/peercred"
 )
 
@@ -58,12 +59,19 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	sessions map[*mcp.ServerSession]*clientSession
-	pool     *memberSet              // member sessions of stateless requests
-	lastCaps *mcp.ServerCapabilities // the members' capabilities, last known
-	progress map[string]*call        // progress token sent to a member -> the call
+	bySID    map[string]*clientSession // the same, by Mcp-Session-Id
+	pool     *memberSet                // member sessions of stateless requests
+	lastCaps *mcp.ServerCapabilities   // the members' capabilities, last known
+	progress map[string]*call          // progress token sent to a member -> the call
 	closed   bool
 
 	tokens atomic.Int64
+
+	// The tools/call pass-through (passthrough.go).
+	passOff        atomic.Bool  // tests: every call takes the go-sdk path
+	passed         atomic.Int64 // tool calls passed through
+	resumed        atomic.Int64 // passed calls' streams resumed by their client
+	sessionTimeout time.Duration
 
 	mirrorMu sync.Mutex
 	mirrored map[string]string // tools with Mcp-Param headers on the stateless server (headers.go)
@@ -86,28 +94,34 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		log:      cfg.Logger.With("profile", cfg.Name),
-		cfg:      cfg,
-		sessions: map[*mcp.ServerSession]*clientSession{},
-		progress: map[string]*call{},
+		log:            cfg.Logger.With("profile", cfg.Name),
+		cfg:            cfg,
+		sessions:       map[*mcp.ServerSession]*clientSession{},
+		bySID:          map[string]*clientSession{},
+		progress:       map[string]*call{},
+		sessionTimeout: sessionTimeout,
 	}
 	g.httpClient = cfg.HTTPClient
 	if g.httpClient == nil {
-		g.httpClient = &http.Client{Transport: &http.Transport{
+		// Members whose proxy runs in this process are reached in process
+		// (proxymgr.LocalTransport: every stage of the proxy still runs),
+		// the others over loopback.
+		g.httpClient = &http.Client{Transport: proxymgr.LocalTransport(&http.Transport{
 			Proxy:               nil, // members are loopback proxies
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			MaxIdleConns:        256,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
-		}}
+		})}
 	}
 	g.httpClient = &http.Client{Transport: &memberTransport{g: g, base: transportOf(g.httpClient)}, Timeout: g.httpClient.Timeout}
 	g.sdkLog = slog.New(quieter{g.log.Handler()})
 	g.legacy = g.newServer(&g.sendLegacy, false)
 	g.modern = g.newServer(&g.sendModern, true)
+	// No SessionTimeout: the gateway times sessions out itself (session.go).
 	g.legacyHTTP = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return g.legacy },
-		&mcp.StreamableHTTPOptions{SessionTimeout: sessionTimeout, Logger: g.sdkLog})
+		&mcp.StreamableHTTPOptions{Logger: g.sdkLog})
 	g.modernHTTP = mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return g.modern },
 		&mcp.StreamableHTTPOptions{Stateless: true, Logger: g.sdkLog, PropagateRequestCancellation: true})
 	g.pool = newMemberSet(g, nil)
@@ -273,9 +287,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/", "/mcp":
 		if modernRequest(r) {
 			g.modernHTTP.ServeHTTP(w, r)
-		} else {
-			g.legacyHTTP.ServeHTTP(w, r)
+			return
 		}
+		if sid := r.Header.Get("Mcp-Session-Id"); sid != "" {
+			if c := g.sessionByID(sid); c != nil {
+				switch r.Method {
+				case http.MethodPost:
+					c.postStarted()
+					defer c.postEnded()
+					if g.passPOST(w, r, c) { // passthrough.go: tool calls as bytes
+						return
+					}
+				case http.MethodGet:
+					if g.passResume(w, r, c) {
+						return
+					}
+				}
+			}
+		}
+		g.legacyHTTP.ServeHTTP(w, r)
 		return
 	}
 	writeError(w, http.StatusNotFound, fmt.Sprintf("profile %s: no MCP endpoint at %s; use /mcp (or /)", g.config().Name, r.URL.Path))

@@ -50,7 +50,13 @@ type server struct {
 // newServer starts name's server (setup adds its features) and its proxy.
 func newServer(t testing.TB, name string, opts *mcp.ServerOptions, setup func(s *server, m *mcp.Server)) *server {
 	t.Helper()
-	s := &server{t: t, name: name, opts: opts}
+	return newServerHTTP(t, name, opts, mcp.StreamableHTTPOptions{}, setup)
+}
+
+// newServerHTTP is newServer with the server's streamable HTTP options.
+func newServerHTTP(t testing.TB, name string, opts *mcp.ServerOptions, h mcp.StreamableHTTPOptions, setup func(s *server, m *mcp.Server)) *server {
+	t.Helper()
+	s := &server{t: t, name: name, opts: opts, http: h}
 	s.setup = func(m *mcp.Server) { setup(s, m) }
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

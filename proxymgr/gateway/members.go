@@ -329,7 +329,7 @@ func (t *memberTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		resp.StatusCode, resp.Status = http.StatusInternalServerError, "500 Internal Server Error"
 	}
-	if c, ok := r.Context().Value(callKey{}).(*call); ok && r.Method == http.MethodPost &&
+	if c, ok := r.Context().Value(callKey{}).(*call); ok && !c.passed && r.Method == http.MethodPost &&
 		strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		resp.Body = newCallStream(t.g, c, resp.Body)
 	}

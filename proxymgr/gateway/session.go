@@ -20,26 +20,41 @@ type clientSession struct {
 	set     *memberSet
 	started time.Time
 
+	sid string // its Mcp-Session-Id
+
 	mu          sync.Mutex
-	initialized bool             // the client sent notifications/initialized
-	logLevel    mcp.LoggingLevel // what the client asked for, replayed to members
-	subs        map[string]bool  // resource URIs the client subscribed to
+	initialized bool                 // the client sent notifications/initialized
+	logLevel    mcp.LoggingLevel     // what the client asked for, replayed to members
+	subs        map[string]bool      // resource URIs the client subscribed to
+	passing     map[string]*passCall // passed tool calls by their client id (passthrough.go)
+	passKeys    map[string]*passCall // the same, by key, with those awaiting a resume
+	asks        map[string]*passAsk  // member requests relayed by passed calls, by id
 	closeOnce   sync.Once
+
+	idleMu sync.Mutex
+	posts  int         // POSTs in flight
+	idle   *time.Timer // ends the session sessionTimeout after its last POST
 }
 
 // newClientSession registers ss and starts connecting its members.
 func (g *Gateway) newClientSession(ss *mcp.ServerSession, init *mcp.InitializeParams) *clientSession {
-	c := &clientSession{g: g, ss: ss, init: init, started: time.Now(), subs: map[string]bool{}}
+	c := &clientSession{g: g, ss: ss, init: init, sid: ss.ID(), started: time.Now(), subs: map[string]bool{}}
 	c.set = newMemberSet(g, c)
 	g.mu.Lock()
 	closed := g.closed
 	if !closed {
 		g.sessions[ss] = c
+		if c.sid != "" {
+			g.bySID[c.sid] = c
+		}
 	}
 	g.mu.Unlock()
 	if closed {
 		return c
 	}
+	c.idleMu.Lock()
+	c.idle = time.AfterFunc(g.sessionTimeout, c.close)
+	c.idleMu.Unlock()
 	c.set.reconcile(g.config().Members)
 	go func() {
 		_ = ss.Wait()
@@ -55,6 +70,38 @@ func (g *Gateway) session(ss *mcp.ServerSession) *clientSession {
 	return g.sessions[ss]
 }
 
+// sessionByID finds the client session with the Mcp-Session-Id sid.
+func (g *Gateway) sessionByID(sid string) *clientSession {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.bySID[sid]
+}
+
+// The session timeout. The gateway keeps it itself, rather than the go-sdk
+// handler, because passed tool calls (passthrough.go) never reach that
+// handler: as there, a session ends Gateway.sessionTimeout after its last
+// POST ended, and not while one is in flight.
+
+// postStarted pauses the timeout while a POST of the session is served.
+func (c *clientSession) postStarted() {
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
+	if c.posts == 0 && c.idle != nil {
+		c.idle.Stop()
+	}
+	c.posts++
+}
+
+// postEnded restarts the timeout after the session's last POST.
+func (c *clientSession) postEnded() {
+	c.idleMu.Lock()
+	defer c.idleMu.Unlock()
+	c.posts--
+	if c.posts == 0 && c.idle != nil {
+		c.idle.Reset(c.g.sessionTimeout)
+	}
+}
+
 // setFor is the member sessions a request of ss goes to.
 func (g *Gateway) setFor(ss *mcp.ServerSession) *memberSet {
 	if c := g.session(ss); c != nil {
@@ -67,7 +114,17 @@ func (c *clientSession) close() {
 	c.closeOnce.Do(func() {
 		c.g.mu.Lock()
 		delete(c.g.sessions, c.ss)
+		if c.g.bySID[c.sid] == c {
+			delete(c.g.bySID, c.sid)
+		}
 		c.g.mu.Unlock()
+		c.idleMu.Lock()
+		if c.idle != nil {
+			c.idle.Stop()
+			c.idle = nil
+		}
+		c.idleMu.Unlock()
+		c.endPassed()
 		c.set.close()
 		_ = c.ss.Close()
 	})
