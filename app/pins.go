@@ -203,6 +203,12 @@ func toolText(def []byte) ToolText {
 	return ToolText{Description: t.Description, Schema: t.Schema}
 }
 
+// Printable is text a server wrote (a tool's name or description) as it is
+// shown to a person: every control, invisible or bidi-control character
+// as an escape, so no control sequence of the server reaches a terminal
+// and nothing the model reads is hidden from the review (pins.Printable).
+func Printable(s string) string { return pins.Printable(s) }
+
 func flagTexts(fs []pins.Flag) []string {
 	var out []string
 	for _, f := range fs {

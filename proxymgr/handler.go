@@ -337,6 +337,11 @@ func (p *Proxy) servePOST(w http.ResponseWriter, r *http.Request) {
 	if initReq != nil {
 		rc.init = initReq
 	}
+	if sess == nil && tr.filters.Load() > 0 {
+		// Without a session, a tools/list answer may come on another
+		// request's stream, where the client takes it too (stream.go).
+		defer p.sessions.addLoose(tr)()
+	}
 	ctx := r.Context()
 	if listen {
 		// A 2026-era subscriptions/listen stream is open-ended, like a GET

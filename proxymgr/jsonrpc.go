@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"math/big"
+	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
@@ -501,7 +504,13 @@ func paramString(params []byte, name string) (string, bool) {
 }
 
 // idKey canonicalizes a raw JSON-RPC id so a request and its response match
-// even when the server re-encodes the id (1 vs 1.0, "\u0061" vs "a").
+// whenever a client would match them: when the server re-encodes the id (1
+// vs 1.0, "\u0061" vs "a"), and when it spells a number as a string ("2"
+// for 2, " 2", "0x2", "2e0"): the TypeScript SDK, which most MCP clients
+// are built on, looks a response up by Number(response.id), so a string id
+// that JavaScript reads as a number answers the request of that number. A
+// tools/list answer the proxy did not recognise would pass without the
+// tool policy and tool pinning.
 func idKey(raw []byte) (string, bool) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -509,16 +518,77 @@ func idKey(raw []byte) (string, bool) {
 	}
 	if raw[0] == '"' {
 		s, ok := unquote(raw)
-		return "s" + s, ok
+		if !ok {
+			return "", false
+		}
+		if f, ok := jsNumber(s); ok {
+			return numKey(f), true
+		}
+		return "s" + s, true
 	}
 	if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
 		return "n" + strconv.FormatInt(n, 10), true
 	}
 	if f, err := strconv.ParseFloat(string(raw), 64); err == nil {
-		if f == float64(int64(f)) {
-			return "n" + strconv.FormatInt(int64(f), 10), true
-		}
-		return "n" + strconv.FormatFloat(f, 'g', -1, 64), true
+		return numKey(f), true
 	}
 	return "", false
+}
+
+// numKey is the key of a numeric id.
+func numKey(f float64) string {
+	if f == float64(int64(f)) {
+		return "n" + strconv.FormatInt(int64(f), 10)
+	}
+	return "n" + strconv.FormatFloat(f, 'g', -1, 64)
+}
+
+// jsNumber is JavaScript's Number(s) (ECMA-262 StringToNumber) for the
+// strings it reads as a finite number: surrounding white space and line
+// terminators are ignored, "" is 0, and decimal (with sign, fraction and
+// exponent), 0x, 0o and 0b literals are numbers.
+func jsNumber(s string) (float64, bool) {
+	s = strings.TrimFunc(s, jsSpace)
+	if s == "" {
+		return 0, true
+	}
+	if len(s) > 2 && s[0] == '0' {
+		base := 0
+		switch s[1] {
+		case 'x', 'X':
+			base = 16
+		case 'o', 'O':
+			base = 8
+		case 'b', 'B':
+			base = 2
+		}
+		if base != 0 {
+			n, ok := new(big.Int).SetString(s[2:], base)
+			if !ok || n.Sign() < 0 || strings.ContainsAny(s[2:], "+-_") {
+				return 0, false
+			}
+			f, _ := new(big.Float).SetInt(n).Float64()
+			return f, !math.IsInf(f, 0)
+		}
+	}
+	if !jsDecimal.MatchString(s) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, false
+	}
+	return f, true
+}
+
+// jsDecimal is ECMA-262's StrDecimalLiteral without Infinity.
+var jsDecimal = regexp.MustCompile(`^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$`)
+
+// jsSpace is ECMA-262's StrWhiteSpaceChar: white space and line terminators.
+func jsSpace(r rune) bool {
+	switch r {
+	case '\t', '\n', '\v', '\f', '\r', ' ', '\u00a0', '\u1680', '\u2028', '\u2029', '\u202f', '\u205f', '\u3000', '\ufeff':
+		return true
+	}
+	return r >= '\u2000' && r <= '\u200a'
 }

@@ -215,6 +215,45 @@ const sessionIdle = time.Hour
 type sessionTable struct {
 	mu sync.Mutex
 	m  map[string]*session
+
+	// loose are the trackers of the requests in flight without a session
+	// (2026-07-28, or a server that gives none) that wait for a tools/list
+	// answer: see lostListAnswer.
+	looseMu sync.Mutex
+	loose   map[*tracker]struct{}
+	looseN  atomic.Int32 // len(loose), read on every event boundary
+}
+
+// addLoose registers the tracker of a POST without a session whose
+// tools/list answers must be filtered wherever they arrive; the returned
+// func unregisters it.
+func (t *sessionTable) addLoose(tr *tracker) (remove func()) {
+	t.looseMu.Lock()
+	if t.loose == nil {
+		t.loose = map[*tracker]struct{}{}
+	}
+	t.loose[tr] = struct{}{}
+	t.looseN.Store(int32(len(t.loose)))
+	t.looseMu.Unlock()
+	return func() {
+		t.looseMu.Lock()
+		delete(t.loose, tr)
+		t.looseN.Store(int32(len(t.loose)))
+		t.looseMu.Unlock()
+	}
+}
+
+// looseFilter reports whether key is a tools/list in flight without a
+// session on a POST other than own's.
+func (t *sessionTable) looseFilter(key string, own *tracker) bool {
+	t.looseMu.Lock()
+	defer t.looseMu.Unlock()
+	for tr := range t.loose {
+		if tr != own && tr.peekFilter(key) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *sessionTable) get(id string) *session {

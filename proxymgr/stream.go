@@ -54,7 +54,10 @@ func (rc *respCtx) holdNeeded() bool {
 	if rc.local.filters.Load() > 0 {
 		return true
 	}
-	return rc.sess != nil && rc.sess.tr.filters.Load() > 0
+	if rc.sess == nil {
+		return rc.p.sessions.looseN.Load() > 0 // lostListAnswer
+	}
+	return rc.sess.tr.filters.Load() > 0
 }
 
 // ownFilter reports whether this POST forwarded a tools/list to filter.
@@ -99,8 +102,12 @@ func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
 			return nil
 		}
 		pr := rc.take(key)
+		detached := false
 		if pr == nil {
-			return nil
+			if pr = rc.lostListAnswer(key); pr == nil {
+				return nil
+			}
+			detached = true
 		}
 		var repl []byte
 		if pr.filter {
@@ -113,7 +120,9 @@ func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
 				repl = out
 			}
 		}
-		rc.complete(pr, &m)
+		if !detached {
+			rc.complete(pr, &m)
+		}
 		return repl
 	}
 	if !isBatch(data) {
@@ -136,6 +145,44 @@ func (rc *respCtx) inspect(data []byte, canRewrite bool) []byte {
 	return joinResponses(elems, true)
 }
 
+// lostListAnswer is for a response that answers no request of this stream
+// or session: when no session ties the requests together and the response
+// has the id of a tools/list still in flight on another request's stream,
+// every MCP client takes it as that list's answer (a client reads all its
+// streams into one queue and matches by id), so it is filtered like one. It
+// returns a pending request to filter it with, detached from the real one,
+// which is still answered, and filtered, on its own stream; else nil.
+func (rc *respCtx) lostListAnswer(key string) *pendingReq {
+	if rc.sess != nil || !rc.p.sessions.looseFilter(key, rc.local) {
+		return nil
+	}
+	rc.p.log.Warn("the server answered a tools/list on the stream of another request; it is filtered as that answer")
+	return &pendingReq{method: "tools/list", filter: true, start: time.Now()}
+}
+
+// lostOversized reports whether an answer too large to inspect starts
+// with the id of a tools/list in flight on another request's stream.
+func (rc *respCtx) lostOversized(buf []byte) bool {
+	key, ok := idKey(leadingID(buf))
+	return ok && rc.lostListAnswer(key) != nil
+}
+
+// takeFilter finds the filtered tools/list key answers: one of this stream
+// or session (taken: the answer completes it), or one in flight on
+// another request's stream (detached: see lostListAnswer). nil when key
+// answers no filtered tools/list.
+func (rc *respCtx) takeFilter(key string) (pr *pendingReq, detached bool) {
+	if rc.local.peekFilter(key) || rc.sess != nil && rc.sess.tr.peekFilter(key) {
+		if pr = rc.take(key); pr != nil {
+			return pr, false
+		}
+	}
+	if pr = rc.lostListAnswer(key); pr != nil {
+		return pr, true
+	}
+	return nil, false
+}
+
 // refuseAmbiguousAnswer handles a server message the proxy cannot read
 // unambiguously (keys equal up to case). When it may answer a tools/list
 // the proxy must filter, under any reading of its id, that request is
@@ -145,10 +192,10 @@ func (rc *respCtx) refuseAmbiguousAnswer(raw []byte, why error) []byte {
 	rs := readAmbiguous(raw)
 	for _, id := range append(rs.exact.ids, rs.folded.ids...) {
 		key, ok := idKey(id)
-		if !ok || !(rc.local.peekFilter(key) || rc.sess != nil && rc.sess.tr.peekFilter(key)) {
+		if !ok {
 			continue
 		}
-		pr := rc.take(key)
+		pr, detached := rc.takeFilter(key)
 		if pr == nil {
 			continue
 		}
@@ -156,8 +203,10 @@ func (rc *respCtx) refuseAmbiguousAnswer(raw []byte, why error) []byte {
 		p.log.Warn("refused an ambiguous tools/list answer", "err", why)
 		answer := rpcError(id, codeInternalError, fmt.Sprintf(
 			"%s: Keyport refused the server's tools/list answer: it can be read two ways (%v)", p.name, why))
-		m, _ := parseMessage(answer)
-		rc.complete(pr, &m)
+		if !detached {
+			m, _ := parseMessage(answer)
+			rc.complete(pr, &m)
+		}
 		return answer
 	}
 	return nil
@@ -408,7 +457,7 @@ func (p *Proxy) relayJSON(w http.ResponseWriter, resp *http.Response, rc *respCt
 		return
 	}
 	if int64(len(buf)) > lim {
-		if rc.ownFilter() {
+		if rc.ownFilter() || rc.lostOversized(buf) {
 			rc.answerAll(w, http.StatusOK, codeInternalError, p.tooLargeToFilter(), audit.OutcomeError)
 			return
 		}
@@ -525,18 +574,20 @@ func (rc *respCtx) failOversized(held []byte) []byte {
 	head, data := splitEventHead(held)
 	id := leadingID(data)
 	key, ok := idKey(id)
-	if !ok || !(rc.local.peekFilter(key) || rc.sess != nil && rc.sess.tr.peekFilter(key)) {
+	if !ok {
 		return nil
 	}
-	pr := rc.take(key)
+	pr, detached := rc.takeFilter(key)
 	if pr == nil {
 		return nil
 	}
 	p := rc.p
 	p.log.Error("a tools/list answer was too large to filter; the client got an error instead", "limit", p.cfg.MaxInspectBytes)
 	answer := rpcError(id, codeInternalError, p.tooLargeToFilter())
-	m, _ := parseMessage(answer)
-	rc.complete(pr, &m)
+	if !detached {
+		m, _ := parseMessage(answer)
+		rc.complete(pr, &m)
+	}
 	out := append([]byte(nil), head...)
 	out = append(out, "data: "...)
 	out = append(out, answer...)

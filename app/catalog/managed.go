@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -196,15 +197,47 @@ func (m *Managed) refusal(s Server) string {
 	if m.ForbidInsecure && s.Insecure {
 		return fmt.Sprintf("insecure: true is forbidden (%s, %s); use https", ManagedByOrg, m.Path)
 	}
-	if len(m.AllowedURLs) > 0 && !slices.ContainsFunc(m.AllowedURLs, func(p string) bool { return urlGlob(p).MatchString(s.URL) }) {
+	if len(m.AllowedURLs) > 0 && !slices.ContainsFunc(m.AllowedURLs, func(p string) bool { return allowedURL(p, s.URL) }) {
 		return fmt.Sprintf("its URL is outside the allowed URL patterns %s (%s): %s", ManagedByOrg, m.Path, strings.Join(m.AllowedURLs, ", "))
 	}
 	return ""
 }
 
-// urlGlob compiles an allowed-URL pattern: `*` matches any run of
-// characters, everything else itself.
-func urlGlob(p string) *regexp.Regexp {
+// allowedURL reports whether the server URL raw matches the allowed-URL
+// pattern p (scheme://HOST[:PORT]/PATH, `*` matching any run of
+// characters). The URL is parsed and each part matched on its own: the
+// scheme exactly, the host (with its port, as in the pattern) ignoring
+// case, then the path with the query and fragment. So a `*` of the host
+// never reaches into the path: https://*.corp.example/* does not let
+// https://evil.example/.corp.example/ in.
+func allowedURL(p, raw string) bool {
+	pScheme, rest, ok := strings.Cut(p, "://")
+	if !ok {
+		return false
+	}
+	pHost, pPath := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		pHost, pPath = rest[:i], rest[i:]
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Opaque != "" || u.Host == "" {
+		return false
+	}
+	path := u.EscapedPath()
+	if u.RawQuery != "" || u.ForceQuery {
+		path += "?" + u.RawQuery
+	}
+	if u.Fragment != "" {
+		path += "#" + u.EscapedFragment()
+	}
+	return strings.EqualFold(u.Scheme, pScheme) &&
+		glob(strings.ToLower(pHost)).MatchString(strings.ToLower(u.Host)) &&
+		glob(pPath).MatchString(path)
+}
+
+// glob compiles a pattern part: `*` matches any run of characters,
+// everything else itself.
+func glob(p string) *regexp.Regexp {
 	parts := strings.Split(p, "*")
 	for i, s := range parts {
 		parts[i] = regexp.QuoteMeta(s)

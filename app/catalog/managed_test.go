@@ -296,3 +296,40 @@ func TestWatchManagedFile(t *testing.T) {
 		t.Fatalf("the administrator removed the file, still managed: %+v", u.Catalog.Managed)
 	}
 }
+
+// TestAllowedURLsMatchTheHost: allowed_urls decide which hosts a user's
+// servers may be on. A `*` of the host part must not reach into the path,
+// query or fragment, or a user (or a config pasted from a web page) gets
+// any host past https://*.corp.example/* by putting ".corp.example/" after
+// it.
+func TestAllowedURLsMatchTheHost(t *testing.T) {
+	m := &Managed{Path: "/etc/keyport/managed.yaml", AllowedURLs: []string{"https://*.corp.example/*", "https://tools.partner.example/mcp", "http://127.0.0.1:*/*"}}
+	for _, tc := range []struct {
+		url   string
+		allow bool
+	}{
+		{"https://a.corp.example/mcp", true},
+		{"https://a.b.corp.example/x/y?z=1", true},
+		{"https://A.CORP.EXAMPLE/mcp", true},
+		{"https://tools.partner.example/mcp", true},
+		{"http://127.0.0.1:8080/mcp", true},
+		{"https://evil.example/.corp.example/mcp", false},
+		{"https://evil.example/x.corp.example/", false},
+		{"https://evil.example?.corp.example/", false},
+		{"https://evil.example/?q=.corp.example/", false},
+		{"https://evil.example#.corp.example/", false},
+		{"https://evil.example:443/.corp.example/", false},
+		{"https://a.corp.example.evil.example/mcp", false},
+		{"https://corp.example/mcp", false},
+		{"https://a.corp.example:8443/mcp", false},
+		{"http://a.corp.example/mcp", false},
+		{"https://tools.partner.example/mcp/other", false},
+		{"https://tools.partner.example/mcp?x=1", false},
+		{"http://127.0.0.1.evil.example:80/mcp", false},
+	} {
+		reason := m.refusal(Server{Name: "s", URL: tc.url})
+		if got := reason == ""; got != tc.allow {
+			t.Errorf("%s: allowed = %v, want %v (%s)", tc.url, got, tc.allow, reason)
+		}
+	}
+}

@@ -165,3 +165,53 @@ func TestTeamsThroughTheBinary(t *testing.T) {
 		t.Errorf("ls with a broken managed file: %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestAllowedURLsThroughTheBinary: with allowed_urls set by the
+// organization, a user cannot add a server on another host by writing the
+// allowed domain into its path, neither with keyport add nor by editing
+// servers.yaml: the shipped binary refuses the one and leaves the other
+// out of the catalog in effect.
+func TestAllowedURLsThroughTheBinary(t *testing.T) {
+	bin := cliBinary(t, keyportBinary(t))
+	home := t.TempDir()
+	managed := filepath.Join(home, "etc", "keyport", "managed.yaml")
+	os.MkdirAll(filepath.Dir(managed), 0o755)
+	if err := os.WriteFile(managed, []byte("allowed_urls: [\"https://*.corp.example/*\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(home, "cfg")
+	env := append(os.Environ(), "HOME="+home, "KEYPORT_CONFIG_DIR="+cfg, "KEYPORT_MANAGED_FILE="+managed, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"))
+	run := func(argv ...string) (int, string) {
+		cmd := exec.Command(bin, argv...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	const evil = "https://evil.example/.corp.example/mcp"
+	if code, out := run("add", "sneaky", evil); code == 0 || !strings.Contains(out, "outside the allowed URL patterns") {
+		t.Errorf("keyport add sneaky %s: exit %d, %s", evil, code, out)
+	}
+	if code, out := run("add", "fine", "https://a.corp.example/mcp"); code != 0 {
+		t.Errorf("keyport add of an allowed URL: exit %d, %s", code, out)
+	}
+	yaml, _ := os.ReadFile(filepath.Join(cfg, "servers.yaml"))
+	edited := string(yaml) + "  - name: edited\n    url: https://evil.example?.corp.example/\n"
+	if err := os.WriteFile(filepath.Join(cfg, "servers.yaml"), []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out := run("ls", "--format", "json")
+	var rows []serverRow
+	if code != 0 || json.Unmarshal([]byte(out[strings.Index(out, "["):]), &rows) != nil {
+		t.Fatalf("ls: %d %s", code, out)
+	}
+	for _, r := range rows {
+		if r.Name == "sneaky" || r.Name == "edited" {
+			t.Errorf("the catalog in effect has %s, whose URL is outside the allowed URLs", r.Name)
+		}
+	}
+}

@@ -131,7 +131,7 @@ func printTools(w io.Writer, rep toolsReport) error {
 	fmt.Fprintln(tw, "Tool\tState\tDescription")
 	fmt.Fprintln(tw, "----\t-----\t-----------")
 	for _, t := range rep.Tools {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Name, t.State, oneLine(t.Description, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", app.Printable(t.Name), t.State, oneLine(t.Description, 60))
 		for _, f := range t.Flags {
 			fmt.Fprintf(tw, "\t\t! %s\n", oneLine(f, 90))
 		}
@@ -201,9 +201,9 @@ func printChange(w io.Writer, server string, c app.ToolChange) {
 		state = ", denied by the tool policy anyway"
 	}
 	if c.Kind == "new" {
-		fmt.Fprintf(w, "%s: a new tool (%s)%s\n", c.Tool, short(c.NewHash), state)
+		fmt.Fprintf(w, "%s: a new tool (%s)%s\n", app.Printable(c.Tool), short(c.NewHash), state)
 	} else {
-		fmt.Fprintf(w, "%s: changed since you approved it (%s → %s)%s\n", c.Tool, short(c.OldHash), short(c.NewHash), state)
+		fmt.Fprintf(w, "%s: changed since you approved it (%s → %s)%s\n", app.Printable(c.Tool), short(c.OldHash), short(c.NewHash), state)
 	}
 	for _, f := range c.Flags {
 		fmt.Fprintf(w, "  ! %s\n", f)
@@ -273,7 +273,7 @@ func newToolsDecideCmd(e *env, approve bool) *cobra.Command {
 				return err
 			}
 			for _, d := range ds {
-				fmt.Fprintf(w, "%s %s (%s → %s)\n", done, d.Tool, shortOr(d.OldHash, "new"), short(d.NewHash))
+				fmt.Fprintf(w, "%s %s (%s → %s)\n", done, app.Printable(d.Tool), shortOr(d.OldHash, "new"), short(d.NewHash))
 			}
 			if approve {
 				_, err = fmt.Fprintln(w, "Clients connected through Keyport are told to list their tools again.")

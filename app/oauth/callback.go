@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"keyport/proxymgr/peercred"
 )
 
 // callbackPath is the path of the loopback redirect URI.
@@ -28,6 +30,13 @@ const callbackPath = "/callback"
 // racing the browser, an old tab) gets a plain 400 page and changes
 // nothing: the listener keeps waiting for the real redirect until the
 // sign-in times out.
+//
+// Like the proxies, it serves only programs of the user running Keyport
+// (peercred): the state is no secret from other users of the machine (it
+// is in the command line of the browser Keyport starts), and another
+// user's redirect carrying it, with a code the attacker obtained for
+// Keyport's PKCE challenge (also in that URL), would sign Keyport in to
+// the attacker's account.
 type callback struct {
 	server string
 	ln     net.Listener
@@ -66,12 +75,36 @@ func listenCallback(server string, port int) (*callback, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc(callbackPath, c.handle)
 	c.srv = &http.Server{
-		Handler:           mux,
+		Handler:           sameUser(c, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          nil,
+		ConnContext:       withConn,
 	}
 	go func() { _ = c.srv.Serve(ln) }()
 	return c, nil
+}
+
+// connKey carries the accepted connection to the handler.
+type connKey struct{}
+
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// sameUser refuses, with 403, requests whose connection does not come from
+// this OS user (or cannot be told to), before anything reads them.
+func sameUser(c *callback, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _ := r.Context().Value(connKey{}).(net.Conn)
+		if conn == nil || !peercred.CheckConn(conn).Allowed() {
+			c.refused.Add(1)
+			w.Header().Set("Connection", "close")
+			renderPage(w, http.StatusForbidden, "Not your sign-in",
+				"this sign-in belongs to another user of this machine; Keyport keeps waiting for its own user's browser")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // addrInUse reports whether a listen failed because the port is taken.

@@ -6,11 +6,13 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"keyport/app/oauth/oauthtest"
+	"keyport/proxymgr/peercred/peertest"
 )
 
 // forgedCallback sends what a local program racing the browser could send
@@ -114,5 +116,76 @@ func TestCallbackWrongStateFromServer(t *testing.T) {
 	}
 	if after := store.Snapshot(); !maps.Equal(before, after) {
 		t.Errorf("keychain changed: %v -> %v", before, after)
+	}
+}
+
+// TestCallbackRefusesOtherUsers is a sign-in attacked by another OS user
+// of the machine. The authorization URL, state included, is in the
+// command line of the browser Keyport starts, which every user can read
+// (/proc/PID/cmdline). The attacker authorizes at the authorization server
+// with that very URL as themselves (the code is bound to Keyport's PKCE
+// challenge, which is in the URL too) and sends the redirect to Keyport's
+// loopback callback before the browser: Keyport would then redeem the
+// attacker's code with its own verifier and be signed in to the attacker's
+// account (the AI client's work lands there). The callback is a loopback
+// listener like the proxies and serves only its own user's programs.
+func TestCallbackRefusesOtherUsers(t *testing.T) {
+	peertest.RequireRoot(t)
+	t.Parallel()
+	e := newEnv(t, oauthtest.Options{}, oauthtest.MCPOptions{})
+	cfg := e.loginConfig(t)
+	attacked := make(chan peertest.Response, 1)
+	cfg.OpenBrowser = func(authURL string) error {
+		u, err := url.Parse(authURL)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		state := u.Query().Get("state")
+		// The browser Keyport starts, with the URL in its command line.
+		browser := exec.Command("/bin/sh", "-c", "sleep 10", "browser", authURL)
+		if err := browser.Start(); err != nil {
+			t.Error(err)
+			return nil
+		}
+		defer func() { browser.Process.Kill(); browser.Wait() }()
+		if seen := peertest.Cmdline(t, peertest.Nobody, browser.Process.Pid); !strings.Contains(seen, state) {
+			t.Logf("another user could not read the browser's command line (%q); the attack goes on with the URL anyway", seen)
+		}
+		// The attacker signs in at the authorization server with Keyport's
+		// URL and takes the redirect instead of following it.
+		noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := noFollow.Get(authURL)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		resp.Body.Close()
+		redirect := resp.Header.Get("Location")
+		if !strings.Contains(redirect, "code=") {
+			t.Errorf("the authorization server gave no code: %d %q", resp.StatusCode, redirect)
+			return nil
+		}
+		got := peertest.Do(t, peertest.Nobody, peertest.Request{Method: http.MethodGet, URL: redirect})
+		attacked <- got[0]
+		go e.browser.Open(authURL) // the user's browser, after the attacker
+		return nil
+	}
+	res, err := Login(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Login: %v", err)
+	}
+	a := <-attacked
+	if a.Status != http.StatusForbidden || strings.Contains(a.Body, "Signed in") {
+		t.Errorf("another user's redirect to the callback got %d %q; want 403, and the sign-in left to the user's browser", a.Status, a.Body)
+	}
+	if page := <-e.browser.Done; page.Status != http.StatusOK || !strings.Contains(page.Body, "Signed in to demo") {
+		t.Errorf("the user's browser ended on %d %q; the sign-in must be its own", page.Status, page.Body)
+	}
+	if n := e.as.CodeExchanges.Load(); n != 1 {
+		t.Errorf("%d codes were redeemed, want 1 (the browser's)", n)
+	}
+	if res.Issuer == "" {
+		t.Errorf("no issuer in %+v", res)
 	}
 }

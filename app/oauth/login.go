@@ -263,6 +263,9 @@ func (l *login) run(ctx context.Context) (_ *LoginResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := l.checkClientIssuer(st, issuer); err != nil {
+		return nil, err
+	}
 	scopes := l.selectScopes(ch, d, st)
 
 	client, cached, port, err := l.chooseClient(d, st)
@@ -461,6 +464,30 @@ func (l *login) chooseClient(d *discovered, st *loginState) (client, cached *cli
 		}
 	}
 	return nil, nil, port, nil
+}
+
+// checkClientIssuer keeps a pre-registered client's secret with the
+// authorization server it was registered at. Which one that is comes from
+// the MCP server's metadata, which the server controls: after a sign-in,
+// a 401 or a 403 insufficient_scope whose resource_metadata names another
+// authorization server would make Keyport sign in again there, and send
+// it the client secret (and later the refresh grants). So once the client
+// has signed in at one issuer, a sign-in at another with its secret is
+// refused until the user signs out (keyport logout), which is how they say
+// the move is real. Dynamic registrations are per issuer anyway, and a
+// public client's ID is no secret.
+func (l *login) checkClientIssuer(st *loginState, issuer string) error {
+	cfg, prev := l.cfg, st.prev
+	if cfg.ClientID == "" || cfg.ClientSecret == "" || prev == nil || prev.Client.Registration != regPreregistered ||
+		prev.Client.ID != cfg.ClientID || strings.TrimSuffix(prev.Issuer, "/") == strings.TrimSuffix(issuer, "/") {
+		return nil
+	}
+	l.log.Warn("the server names another authorization server than the pre-registered client's; not sending it the client secret",
+		"client_issuer", prev.Issuer, "named", issuer)
+	return fmt.Errorf("%s now names the authorization server %s, but its pre-registered client %q signed in at %s: "+
+		"Keyport does not send the client's secret to another authorization server. If %s really moved, "+
+		"run keyport logout %s, check auth.client_id, then keyport login %s",
+		cfg.Server, sanitize(issuer, 200), cfg.ClientID, prev.Issuer, cfg.Server, cfg.Server, cfg.Server)
 }
 
 // usableRegistration reports whether a cached registration can be reused.

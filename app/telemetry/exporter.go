@@ -13,6 +13,7 @@ import (
 	"github.com/gofrs/flock"
 
 	"keyport/app/internal/atomicfile"
+	"keyport/proxymgr/redact"
 )
 
 // SignalStatus is the state of one exporter (logs, metrics or traces).
@@ -62,6 +63,8 @@ type Exporter struct {
 	done   chan struct{}
 	wake   chan struct{}
 
+	secrets *redact.Matcher // the headers' values: never in an error text (redact.go)
+
 	mu        sync.Mutex
 	active    bool
 	pipelines []*pipeline
@@ -77,7 +80,7 @@ func New(cfg Config) (*Exporter, Resolved, error) {
 	if err != nil {
 		return nil, res, err
 	}
-	return &Exporter{cfg: cfg, res: res, done: make(chan struct{}), wake: make(chan struct{}, 1),
+	return &Exporter{cfg: cfg, res: res, done: make(chan struct{}), wake: make(chan struct{}, 1), secrets: headerMatcher(res.Headers),
 		lock: flock.New(filepath.Join(cfg.StateDir, "export.lock"))}, res, nil
 }
 
@@ -147,9 +150,10 @@ func (e *Exporter) run() {
 	}
 	defer e.lock.Unlock()
 	h, u := e.host()
+	routeSDKErrors(e)
 	s, err := newSinks(e.ctx, &e.cfg, e.res, [2]string{h, u})
 	if err != nil {
-		e.cfg.Logger.Error("telemetry: cannot set up the OTLP exporters", "err", err)
+		e.cfg.Logger.Error("telemetry: cannot set up the OTLP exporters", "err", e.errorText(err))
 		return
 	}
 	e.mu.Lock()
@@ -157,7 +161,7 @@ func (e *Exporter) run() {
 	for _, sig := range e.res.Signals {
 		p, err := newPipeline(e, sig, s)
 		if err != nil {
-			e.cfg.Logger.Error("telemetry: "+sig, "err", err)
+			e.cfg.Logger.Error("telemetry: "+sig, "err", e.errorText(err))
 			continue
 		}
 		e.pipelines = append(e.pipelines, p)
@@ -237,10 +241,7 @@ func (e *Exporter) Status() Status {
 		if ss.Signal == "metrics" && sk != nil {
 			// Counting never fails; the periodic export to the collector may.
 			if done, err := sk.metricsStatus(); done {
-				ss.Connected, ss.LastError = err == nil, ""
-				if err != nil {
-					ss.LastError = err.Error()
-				}
+				ss.Connected, ss.LastError = err == nil, e.errorText(err)
 			}
 		}
 		st.Signals = append(st.Signals, ss)

@@ -132,12 +132,13 @@ func (p *pipeline) step(ctx context.Context) (progressed bool, err error) {
 }
 
 func (p *pipeline) fail(err error) {
+	text := p.e.errorText(err)
 	p.mu.Lock()
 	was := p.st.Connected || p.st.LastError == ""
-	p.st.Connected, p.st.LastError = false, err.Error()
+	p.st.Connected, p.st.LastError = false, text
 	p.mu.Unlock()
 	if was {
-		p.e.cfg.Logger.Warn("telemetry: export failed; the events wait in the audit log and are sent when the collector answers", "signal", p.signal, "err", err)
+		p.e.cfg.Logger.Warn("telemetry: export failed; the events wait in the audit log and are sent when the collector answers", "signal", p.signal, "err", text)
 	}
 	p.e.changed(was)
 }

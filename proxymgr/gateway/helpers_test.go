@@ -43,6 +43,8 @@ type server struct {
 	calls  []string // tools the server ran
 	leaked bool     // a request carried the gateway's Keyport-Profile header
 	proxy  *proxymgr.Proxy
+	// intercept, when set, answers the server's requests instead of it.
+	intercept http.HandlerFunc
 }
 
 // newServer starts name's server (setup adds its features) and its proxy.
@@ -75,10 +77,15 @@ func (s *server) serve(ln net.Listener) {
 	s.setup(m)
 	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return m }, &s.http)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
 		if r.Header.Get("Keyport-Profile") != "" {
-			s.mu.Lock()
 			s.leaked = true
-			s.mu.Unlock()
+		}
+		intercept := s.intercept
+		s.mu.Unlock()
+		if intercept != nil {
+			intercept(w, r)
+			return
 		}
 		h.ServeHTTP(w, r)
 	})}

@@ -8,7 +8,8 @@ import (
 
 // Text is a definition as a person reviews it: its description, and the
 // rest of what the model reads (title, schemas, annotations) as indented
-// JSON.
+// JSON, both through Printable (every character visible as itself or as
+// an escape).
 type Text struct {
 	Description string
 	Schema      string
@@ -42,6 +43,7 @@ func Present(canonical []byte) Text {
 			t.Schema = string(b)
 		}
 	}
+	t.Description, t.Schema = Printable(t.Description), Printable(t.Schema)
 	return t
 }
 

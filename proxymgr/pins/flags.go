@@ -53,6 +53,45 @@ func invisible(r rune) bool {
 	return false
 }
 
+// control reports characters a terminal or text view acts on instead of
+// showing: C0 controls but tab and line feed (a carriage return lets text
+// overwrite its line; ESC starts cursor moves, erasures and clipboard
+// writes), DEL, C1 controls and the Unicode line and paragraph separators.
+func control(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029
+}
+
+// Printable returns s with every character a person would not see as
+// itself written as an escape (\u001b, \u202e, \U000e0041): control
+// characters (see control; tab and line feed stay) and the invisible and
+// bidirectional-control runes Inspect flags; a byte that is not UTF-8 as
+// \xff. The review shows text through it, so what a person reads in the
+// app or a terminal is every character the model reads, and no control
+// sequence of a server reaches the terminal.
+func Printable(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return control(r) || invisible(r) || r == utf8.RuneError }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case control(r) || invisible(r):
+			if r > 0xffff {
+				fmt.Fprintf(&b, "\\U%08x", r)
+			} else {
+				fmt.Fprintf(&b, "\\u%04x", r)
+			}
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
 // instructionMarkers are phrases addressed to a model, in lower case.
 var instructionMarkers = []string{
 	"ignore previous", "ignore all previous", "ignore the previous", "ignore prior", "ignore the above", "ignore all prior",
@@ -92,9 +131,15 @@ func Inspect(canonical []byte) []Flag {
 		}
 	}
 	walkStrings(v, "", func(where, s string) {
+		where = Printable(where)
+		var ctl []rune // one flag per control character and place
 		for i, r := range s {
-			if invisible(r) {
+			switch {
+			case invisible(r):
 				add(FlagInvisible, fmt.Sprintf("U+%04X in %s (at byte %d)", r, where, i))
+			case control(r) && !(r == '\r' && strings.HasPrefix(s[i+1:], "\n")) && !slices.Contains(ctl, r):
+				ctl = append(ctl, r)
+				add(FlagInvisible, fmt.Sprintf("control character U+%04X in %s (first at byte %d)", r, where, i))
 			}
 		}
 		if r, _ := utf8.DecodeRuneInString(s); r == utf8.RuneError && len(s) > 0 {

@@ -301,3 +301,40 @@ func FuzzCanonical(f *testing.F) {
 		_ = Present(c)
 	})
 }
+
+// TestPrintable: what a person reads of a server's text shows every
+// character the model reads, and nothing a terminal would act on.
+func TestPrintable(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text":                 "plain text",
+		"two\nlines\tand a tab":      "two\nlines\tand a tab",
+		"esc\x1b[2Kerase":            `esc\u001b[2Kerase`,
+		"overwrite\rline":            `overwrite\u000dline`,
+		"bell\x07 del\x7f c1\u009b":  `bell\u0007 del\u007f c1\u009b`,
+		"rtl\u202eevil\u2066":        `rtl\u202eevil\u2066`,
+		"zero\u200bwidth\ufeff":      `zero\u200bwidth\ufeff`,
+		"tag\U000E0041\U000E0042":    `tag\U000e0041\U000e0042`,
+		"sep\u2028para\u2029":        `sep\u2028para\u2029`,
+		"bad \xff byte, fine \ufffd": `bad \xff byte, fine ` + "\ufffd",
+		"é ü 漢字 🙂":                   "é ü 漢字 🙂",
+	} {
+		if got := Printable(in); got != want {
+			t.Errorf("Printable(%q) = %q, want %q", in, got, want)
+		}
+	}
+	c, err := Canonical([]byte(`{"name":"x","description":"a\u001b[1Ab\r\nc","inputSchema":{"type":"object","properties":{"k\u202e":{}}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Present(c)
+	if p.Description != `a\u001b[1Ab\u000d`+"\nc" || strings.Contains(p.Schema, "\u202e") || !strings.Contains(p.Schema, `\u202e`) {
+		t.Errorf("Present = %+v", p)
+	}
+	var kinds []string
+	for _, f := range Inspect(c) {
+		kinds = append(kinds, f.String())
+	}
+	if len(kinds) != 2 || !strings.Contains(kinds[0]+kinds[1], "control character U+001B in description") || strings.Contains(kinds[0]+kinds[1], "U+000D") {
+		t.Errorf("flags %q: want ESC flagged (a CR before LF is a line end), and the bidi override", kinds)
+	}
+}

@@ -137,6 +137,19 @@ func Hold(t testing.TB, uid int, network, addr string) (client netip.AddrPort, r
 	return client, release
 }
 
+// Cmdline reads, as user uid, the command line of process pid from /proc
+// (Linux): what any user of the machine can see of another user's
+// processes. It returns "" when it cannot be read.
+func Cmdline(t testing.TB, uid, pid int) string {
+	t.Helper()
+	cmd := command(t, uid, "cmdline", fmt.Sprint(pid))
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
 var exes sync.Map // testing.TB -> string: the test's copy of the binary
 
 // command prepares the test binary in helper mode as user uid.
@@ -217,6 +230,14 @@ func helper(mode, arg string) int {
 		}
 		out, _ := json.Marshal(doAll(reqs))
 		os.Stdout.Write(out)
+		return 0
+	case "cmdline":
+		b, err := os.ReadFile("/proc/" + arg + "/cmdline")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "peertest:", err)
+			return 1
+		}
+		os.Stdout.Write(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
 		return 0
 	case "hold":
 		network, addr, _ := strings.Cut(arg, " ")
