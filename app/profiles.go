@@ -72,6 +72,7 @@ type ProfileMember struct {
 	Server string
 	Up     bool
 	Error  string
+	Idle   bool // no client has used it yet: not tried, so not known down
 }
 
 // ProfileEntryName is the client config entry key of a profile's
@@ -174,7 +175,7 @@ func (a *App) profileView(p catalog.Profile) ProfileView {
 		gs := g.Status()
 		v.State, v.Port, v.LocalURL, v.Sessions = ProxyRunning, g.Port(), g.URL(), gs.Sessions
 		for _, m := range gs.Members {
-			v.Members = append(v.Members, ProfileMember{Server: m.Server, Up: m.Up, Error: m.Error})
+			v.Members = append(v.Members, ProfileMember{Server: m.Server, Up: m.Up, Error: m.Error, Idle: m.Idle})
 		}
 	case startErr != "" && st.Enabled:
 		v.State, v.LastError = ProxyError, startErr

@@ -113,7 +113,7 @@ func (v *ProfilesView) row(p app.ProfileView) *ProfileRow {
 	if p.State == app.ProxyRunning {
 		down := 0
 		for _, m := range p.Members {
-			if !m.Up {
+			if !m.Up && !m.Idle {
 				down++
 			}
 		}
@@ -165,10 +165,13 @@ type ProfileEditor struct {
 	Cost        *widget.Label
 	Servers     map[string]*ProfileServerEditor
 	order       []string
+	scroll      *container.Scroll // the servers and their tools
+	shown       bool              // scrolled to the profile's first server
 }
 
 // ProfileServerEditor is one server in the editor.
 type ProfileServerEditor struct {
+	box     *fyne.Container // its check and its tools, in the editor's list
 	Include *widget.Check
 	tools   *fyne.Container
 	status  *widget.Label
@@ -193,6 +196,7 @@ func (u *UI) showProfileEditor(cur *app.NewProfile) {
 	e.Always = widget.NewCheck("Prefix every tool with its server's name (not only colliding ones)", nil)
 	e.Cost = widget.NewLabel("")
 	list := container.NewVBox()
+	e.scroll = container.NewVScroll(list)
 	chosen := map[string]app.ProfileServer{}
 	if cur != nil {
 		e.Name.SetText(cur.Name)
@@ -223,11 +227,12 @@ func (u *UI) showProfileEditor(cur *app.NewProfile) {
 		se.tools.Hide()
 		e.Servers[name] = se
 		e.order = append(e.order, name)
-		list.Add(container.NewVBox(se.Include, container.NewPadded(container.NewVBox(se.status, se.tools))))
+		se.box = container.NewVBox(se.Include, container.NewPadded(container.NewVBox(se.status, se.tools)))
+		list.Add(se.box)
 	}
 	form := widget.NewForm(widget.NewFormItem("Name", e.Name), widget.NewFormItem("Description", e.Description))
 	body := container.NewBorder(container.NewVBox(form, e.Always, widget.NewLabel("Servers and tools (only tools their policies allow):")),
-		e.Cost, nil, nil, container.NewGridWrap(fyne.NewSize(700, 300), container.NewVScroll(list)))
+		e.Cost, nil, nil, container.NewGridWrap(fyne.NewSize(700, 300), e.scroll))
 	title, submit := "New profile", "Add profile"
 	if cur != nil {
 		title, submit = "Profile "+cur.Name, "Save"
@@ -267,7 +272,7 @@ func (e *ProfileEditor) load(server string, se *ProfileServerEditor, ps app.Prof
 			for _, t := range tools {
 				te := &ProfileToolEditor{bytes: t.Bytes, Rename: u.newDialogEntry("rename"), Description: u.newDialogEntry("")}
 				te.Rename.SetPlaceHolder("rename")
-				te.Description.SetPlaceHolder("your description (the model reads it instead)")
+				te.Description.SetPlaceHolder("new description for the model")
 				if o, ok := ps.Overrides[t.Name]; ok {
 					te.Rename.SetText(o.Rename)
 					te.Description.SetText(o.Description)
@@ -280,8 +285,21 @@ func (e *ProfileEditor) load(server string, se *ProfileServerEditor, ps app.Prof
 			}
 			e.updateCost()
 			e.f.fit()
+			e.showFirst(se)
 		})
 	})
+}
+
+// showFirst scrolls the list, once, to the first server of the profile
+// whose tools have loaded, so that editing a profile opens on its own
+// servers and tools rather than on the servers above them.
+func (e *ProfileEditor) showFirst(se *ProfileServerEditor) {
+	if e.shown || e.create {
+		return
+	}
+	e.shown = true
+	e.scroll.Refresh() // lays the list out with the tools just added
+	e.scroll.ScrollToOffset(fyne.NewPos(0, se.box.Position().Y))
 }
 
 // updateCost shows the size of the tools/list the selection serves.

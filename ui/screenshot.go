@@ -55,6 +55,26 @@ var screens = []struct {
 			u.showProfiles()
 		}
 	}},
+	// The editor of the first running profile (else the first), over the
+	// Profiles view: its servers' live tools, ticked, and their cost.
+	{"profile", func(u *UI) {
+		if u.ProfileEditor != nil {
+			return
+		}
+		profiles := u.core.Profiles()
+		if len(profiles) == 0 {
+			return
+		}
+		pick := profiles[0]
+		for _, p := range profiles {
+			if p.State == app.ProxyRunning {
+				pick = p
+				break
+			}
+		}
+		cur := pick.NewProfile
+		u.showProfileEditor(&cur)
+	}},
 }
 
 func managed(s app.ServerView) bool         { return s.Managed }
@@ -90,6 +110,13 @@ func (u *UI) showcase(tab string, prefer ...func(app.ServerView) bool) {
 	}
 }
 
+// ShotSize is the window's size in the screenshots, in fyne units: every
+// view at one size, tall enough for the fixture's largest view (the Tools
+// tab holding tools for review needs about 940), so that no view grows the
+// window while it is captured. The X screen of make screenshot is taller
+// still: a window that grows anyway grows downwards, not off the top.
+var ShotSize = fyne.NewSize(1024, 960)
+
 // Screenshots shows every view in screens in turn and captures it into dir.
 // It runs on a goroutine of its own, not the fyne one.
 func (u *UI) Screenshots(dir string, capture Capturer) error {
@@ -100,10 +127,11 @@ func (u *UI) Screenshots(dir string, capture Capturer) error {
 		var size fyne.Size
 		var scale float32
 		fyne.DoAndWait(func() {
+			u.Window.Resize(ShotSize)
 			s.show(u)
-			size, scale = u.Window.Canvas().Size(), u.Window.Canvas().Scale()
 		})
 		time.Sleep(700 * time.Millisecond) // let the view render
+		fyne.DoAndWait(func() { size, scale = u.Window.Canvas().Size(), u.Window.Canvas().Scale() })
 		path := filepath.Join(dir, s.name+".png")
 		if err := capture(path, int(size.Width*scale), int(size.Height*scale)); err != nil {
 			return fmt.Errorf("screenshot %s: %w", s.name, err)

@@ -371,6 +371,9 @@ type MemberStatus struct {
 	Server string
 	Up     bool
 	Error  string // why it is down, when it is
+	// Idle: no client has used the member yet, so no connection was tried
+	// (the shared session connects on first use); it is not known down.
+	Idle bool
 }
 
 // Status reports the gateway's sessions and, from its most recently
@@ -392,7 +395,7 @@ func (g *Gateway) Status() Status {
 	}
 	for _, mc := range set.members() {
 		up, why := mc.state()
-		st.Members = append(st.Members, MemberStatus{Server: mc.m.Server, Up: up, Error: why})
+		st.Members = append(st.Members, MemberStatus{Server: mc.m.Server, Up: up, Error: why, Idle: !mc.tried()})
 	}
 	return st
 }

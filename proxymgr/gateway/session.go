@@ -354,6 +354,13 @@ func (mc *memberConn) state() (bool, string) {
 	return false, "connecting"
 }
 
+// tried reports whether the member's connection loop has started.
+func (mc *memberConn) tried() bool {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	return mc.started
+}
+
 // session is the member session when the member is up.
 func (mc *memberConn) session() (*mcp.ClientSession, error) {
 	mc.ensure()
