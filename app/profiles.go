@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -152,6 +153,15 @@ func (a *App) Profiles() []ProfileView {
 	return out
 }
 
+// profileMembers converts the gateway's member states.
+func profileMembers(ms []gateway.MemberStatus) []ProfileMember {
+	var out []ProfileMember
+	for _, m := range ms {
+		out = append(out, ProfileMember{Server: m.Server, Up: m.Up, Error: m.Error, Idle: m.Idle})
+	}
+	return out
+}
+
 // Profile returns one profile's view.
 func (a *App) Profile(name string) (ProfileView, error) {
 	p, err := a.profile(name)
@@ -174,13 +184,15 @@ func (a *App) profileView(p catalog.Profile) ProfileView {
 	case g != nil:
 		gs := g.Status()
 		v.State, v.Port, v.LocalURL, v.Sessions = ProxyRunning, g.Port(), g.URL(), gs.Sessions
-		for _, m := range gs.Members {
-			v.Members = append(v.Members, ProfileMember{Server: m.Server, Up: m.Up, Error: m.Error, Idle: m.Idle})
-		}
+		v.Members = profileMembers(gs.Members)
 	case startErr != "" && st.Enabled:
 		v.State, v.LastError = ProxyError, startErr
-	case st.Enabled && st.Port != 0 && !a.runsInProcess() && probeProfile(st.Port, p.Name):
-		v.State = ProxyRunning // the tray app serves it
+	case st.Port != 0 && !a.runsInProcess():
+		// The tray app, or a `keyport proxy --profile`, serves it.
+		if h, ok := probeProfileHealth(st.Port, p.Name); ok {
+			v.State, v.Sessions = ProxyRunning, h.Sessions
+			v.Members = profileMembers(h.Members)
+		}
 	}
 	return v
 }
@@ -196,13 +208,27 @@ func (a *App) runsInProcess() bool {
 // probeProfile reports whether Keyport's endpoint for profile name answers
 // on port.
 func probeProfile(port int, name string) bool {
+	_, ok := probeProfileHealth(port, name)
+	return ok
+}
+
+// probeProfileHealth asks Keyport's endpoint for profile name on port how
+// it is; ok is false when no such endpoint answers there. A body it cannot
+// read (an older Keyport) still counts as running, with no members known.
+func probeProfileHealth(port int, name string) (h gateway.Health, ok bool) {
 	c := http.Client{Timeout: 300 * time.Millisecond}
 	resp, err := c.Get("http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + gateway.HealthPath)
 	if err != nil {
-		return false
+		return h, false
 	}
 	defer resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && resp.Header.Get(gateway.HealthProfileHeader) == name
+	if resp.StatusCode != http.StatusOK || resp.Header.Get(gateway.HealthProfileHeader) != name {
+		return h, false
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&h) != nil {
+		h = gateway.Health{}
+	}
+	return h, true
 }
 
 // SetProfile writes a profile into servers.yaml: a new one (create), or

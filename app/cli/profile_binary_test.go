@@ -107,6 +107,11 @@ func TestBinaryProfile(t *testing.T) {
 	if want := "http://127.0.0.1:" + port + "/mcp"; want != entry {
 		t.Fatalf("proxy --profile serves %s; the client entry says %s", want, entry)
 	}
+	// Another process sees the endpoint running; no client has used it
+	// yet, so its servers are idle, not down.
+	if got := profileMembers(t, b, "coding"); got != "gh=idle lin=idle local=idle" {
+		t.Errorf("profile ls before any client: members %q", got)
+	}
 	s := apptest.Connect(t, entry)
 	if got := apptest.ToolNames(t, s); !slices.Equal(sorted(got), []string{"echo", "gh_search", "lin_search", "list_issues", "list_projects"}) {
 		t.Fatalf("tools through the profile = %v; logs:\n%s", got, logs.String())
@@ -127,6 +132,9 @@ func TestBinaryProfile(t *testing.T) {
 		if !u.SawOnly("Bearer " + token) {
 			t.Error("a server did not get its token on every request")
 		}
+	}
+	if got := profileMembers(t, b, "coding"); got != "gh=up lin=up local=up" {
+		t.Errorf("profile ls after the calls: members %q", got)
 	}
 	if code, out, _ := b.Run(t, "", "config", "--profile", "coding", "--client-config=cursor"); code != 0 || !strings.Contains(out, "is running.") {
 		t.Errorf("config --profile while it runs: %q", out)
@@ -195,4 +203,40 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// profileMembers runs `keyport profile ls --format json` and returns the
+// state of profile name's servers as "server=state ...", after checking
+// the row says it is running.
+func profileMembers(t *testing.T, b *apptest.Binary, name string) string {
+	t.Helper()
+	code, out, errOut := b.Run(t, "", "profile", "ls", "--format", "json")
+	var rows []struct {
+		Name    string `json:"name"`
+		State   string `json:"state"`
+		Servers []struct {
+			Server string `json:"server"`
+			Member string `json:"member"`
+			Up     *bool  `json:"up"`
+		} `json:"servers"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &rows) != nil {
+		t.Fatalf("profile ls --format json: exit %d, %s %s", code, out, errOut)
+	}
+	var parts []string
+	for _, r := range rows {
+		if r.Name != name {
+			continue
+		}
+		if r.State != "running" {
+			t.Errorf("profile %s: state %q while its endpoint runs", name, r.State)
+		}
+		for _, s := range r.Servers {
+			if (s.Member == "idle") != (s.Up == nil) {
+				t.Errorf("server %s: member %q with up %v", s.Server, s.Member, s.Up)
+			}
+			parts = append(parts, s.Server+"="+s.Member)
+		}
+	}
+	return strings.Join(parts, " ")
 }

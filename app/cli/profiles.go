@@ -31,7 +31,12 @@ type profileServerRow struct {
 	Server    string                        `json:"server"`
 	Tools     []string                      `json:"tools"` // [] means every tool its policy allows
 	Overrides map[string]profileOverrideRow `json:"overrides,omitempty"`
-	Up        *bool                         `json:"up,omitempty"` // while the endpoint runs
+	// While the endpoint runs: Member is "up", "down" or "idle" (no client
+	// has used the endpoint yet, so the server was not tried); Up is set
+	// only once it was tried; Error says why it is down.
+	Member string `json:"member,omitempty"`
+	Up     *bool  `json:"up,omitempty"`
+	Error  string `json:"error,omitempty"`
 }
 
 type profileOverrideRow struct {
@@ -59,9 +64,16 @@ func toProfileRow(v app.ProfileView) profileRow {
 			sr.Overrides[tool] = profileOverrideRow{Rename: o.Rename, Description: o.Description}
 		}
 		for _, m := range v.Members {
-			if m.Server == s.Server {
-				up := m.Up
-				sr.Up = &up
+			if m.Server != s.Server {
+				continue
+			}
+			switch {
+			case m.Idle:
+				sr.Member = "idle"
+			case m.Up:
+				sr.Member, sr.Up = "up", &m.Up
+			default:
+				sr.Member, sr.Up, sr.Error = "down", &m.Up, m.Error
 			}
 		}
 		r.Servers = append(r.Servers, sr)
@@ -135,6 +147,9 @@ func printProfiles(w io.Writer, rows []profileRow) error {
 			p := s.Server
 			if len(s.Tools) > 0 {
 				p += "=" + strings.Join(s.Tools, ",")
+			}
+			if s.Member == "down" {
+				p += " (down)"
 			}
 			if len(s.Overrides) > 0 {
 				p += fmt.Sprintf(" (%d override%s)", len(s.Overrides), map[bool]string{true: "", false: "s"}[len(s.Overrides) == 1])

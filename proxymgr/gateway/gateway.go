@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,9 +28,10 @@ var ErrPortInUse = errors.New("port in use")
 // Version is the version the gateway reports as its serverInfo.
 var Version = "1"
 
-// HealthPath answers GET with 200 and the profile's name in
-// HealthProfileHeader, so a CLI can tell Keyport's endpoint for a profile
-// from another program on its port.
+// HealthPath answers GET with 200, the profile's name in
+// HealthProfileHeader (so a CLI can tell Keyport's endpoint for a profile
+// from another program on its port) and a Health body. Like every path of
+// the endpoint, only this OS user's programs reach it.
 const HealthPath = "/.keyport/health"
 
 // HealthProfileHeader carries the profile name in health answers.
@@ -281,7 +283,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(http.StatusOK)
-			fmt.Fprintf(w, "{\"profile\":%q}\n", g.config().Name)
+			_ = json.NewEncoder(w).Encode(g.Health())
 			return
 		}
 	case "/", "/mcp":
@@ -368,12 +370,26 @@ type Status struct {
 
 // MemberStatus is how one member looks from the gateway's shared session.
 type MemberStatus struct {
-	Server string
-	Up     bool
-	Error  string // why it is down, when it is
+	Server string `json:"server"`
+	Up     bool   `json:"up"`
+	Error  string `json:"error,omitempty"` // why it is down, when it is
 	// Idle: no client has used the member yet, so no connection was tried
 	// (the shared session connects on first use); it is not known down.
-	Idle bool
+	Idle bool `json:"idle,omitempty"`
+}
+
+// Health is the body of a HealthPath answer: the profile and, as Status
+// has them, its sessions and members, for a CLI in another process.
+type Health struct {
+	Profile  string         `json:"profile"`
+	Sessions int            `json:"sessions"`
+	Members  []MemberStatus `json:"members"`
+}
+
+// Health returns the endpoint's Health answer.
+func (g *Gateway) Health() Health {
+	st := g.Status()
+	return Health{Profile: st.Name, Sessions: st.Sessions, Members: st.Members}
 }
 
 // Status reports the gateway's sessions and, from its most recently
