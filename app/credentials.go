@@ -205,8 +205,7 @@ func (a *App) SignOut(ctx context.Context, name string) error {
 func (a *App) oauthChanged(name string) {
 	if s, err := a.server(name); err == nil && s.Auth.Type == catalog.AuthOAuth {
 		if c, err := a.oauthCredentials(s); err == nil {
-			c.Reload()
-			c.Status() // read the new sign-in now, so views show it at once
+			c.Reread() // the new sign-in, at once and without a signed-out moment
 		}
 	}
 	a.publish(Event{Kind: EventServers, Server: name})

@@ -61,15 +61,18 @@ func newReviewPanel(t *toolsTab) *reviewPanel {
 
 	oldHead, newHead := widget.NewLabel("Approved"), widget.NewLabel("Now")
 	oldHead.TextStyle.Bold, newHead.TextStyle.Bold = true, true
-	diff := container.NewVScroll(container.NewGridWithColumns(2,
+	diff := container.NewGridWithColumns(2,
 		container.NewBorder(oldHead, nil, nil, nil, r.Old),
-		container.NewBorder(newHead, nil, nil, nil, r.New)))
-	diff.SetMinSize(fyne.NewSize(0, 180))
-	top := container.NewVBox(r.Header,
+		container.NewBorder(newHead, nil, nil, nil, r.New))
+	// The header, the selector, the flags and the diff scroll together, so
+	// the panel (and the window) stays short enough for a small screen;
+	// the decision buttons stay in view below.
+	body := container.NewVScroll(container.NewVBox(r.Header,
 		container.NewBorder(nil, nil, widget.NewLabel("Tool"), nil, r.Held),
-		r.What, r.Flags)
+		r.What, r.Flags, diff))
+	body.SetMinSize(fyne.NewSize(0, 130))
 	buttons := container.NewHBox(r.ApproveAll, r.BlockAll, layout.NewSpacer(), r.Block, r.Approve)
-	r.root = container.NewBorder(top, container.NewVBox(buttons, widget.NewSeparator()), nil, nil, diff)
+	r.root = container.NewBorder(nil, container.NewVBox(buttons, widget.NewSeparator()), nil, nil, body)
 	r.root.Hide()
 	return r
 }

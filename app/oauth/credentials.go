@@ -233,6 +233,22 @@ func (c *Credentials) Reload() {
 	c.mu.Unlock()
 }
 
+// Reread reads the keychain's record now (never the network) and makes it
+// the current one. Unlike Reload followed by Status, there is no moment in
+// which the source reads as signed out: a view or request looking while
+// the app takes up a new sign-in sees the old state or the new one. It may
+// block on the keychain: call it off the UI goroutine.
+func (c *Credentials) Reread() State {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	c.mu.Lock()
+	c.checkedAt = time.Time{}
+	c.mu.Unlock()
+	c.peek()
+	c.publish()
+	return c.State()
+}
+
 // Status returns the sign-in state, reading the keychain first (never the
 // network) when the source has not looked yet, so a server shows as signed
 // in before its first request. It may block on the keychain: call it off
@@ -278,7 +294,11 @@ func (c *Credentials) State() State {
 }
 
 func (c *Credentials) stateLocked() State {
-	s := State{Server: c.cfg.Server, NeedsSignIn: c.needs, Err: c.transient, StepUpScopes: slices.Clone(c.stepUp)}
+	s := State{Server: c.cfg.Server, NeedsSignIn: c.needs, Err: c.transient}
+	if c.rec == nil || !containsAll(c.rec.Scopes, c.stepUp) {
+		// A step-up is only pending while the current sign-in lacks it.
+		s.StepUpScopes = slices.Clone(c.stepUp)
+	}
 	if c.rec != nil && c.needs == nil {
 		s.SignedIn = true
 		s.Issuer = c.rec.Issuer

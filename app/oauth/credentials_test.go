@@ -415,3 +415,49 @@ func TestCredentialsStatusReadsKeychain(t *testing.T) {
 		t.Errorf("Status = %+v, want sign-in needed (expired, no refresh token)", st)
 	}
 }
+
+// TestCredentialsRereadHasNoSignedOutMoment: while the app takes up a new
+// sign-in (Reread), a view reading State at any moment sees the source
+// signed in, and once the new sign-in carries the step-up scopes the
+// step-up is no longer pending. (Reload then Status left a window in
+// which a view saw "Sign in needed" right after a successful sign-in.)
+func TestCredentialsRereadHasNoSignedOutMoment(t *testing.T) {
+	t.Parallel()
+	e := signedIn(t, oauthtest.Options{}, oauthtest.MCPOptions{Scopes: []string{"mcp:read"}, AdminScope: "mcp:admin"})
+	creds := e.credentials(t, nil)
+	auth := authValue(t, creds)
+	if act, _ := creds.StepUp(context.Background(), rawCall(t, e.mcp.Endpoint, auth, adminCall).Header, auth); act != SignIn {
+		t.Fatalf("StepUp = %v, want sign-in", act)
+	}
+	if _, err := Login(context.Background(), e.loginConfig(t)); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	signedOut := make(chan State, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				close(signedOut)
+				return
+			default:
+			}
+			if st := creds.State(); !st.SignedIn {
+				signedOut <- st
+				close(signedOut)
+				return
+			}
+		}
+	}()
+	var st State
+	for range 200 {
+		st = creds.Reread()
+	}
+	close(stop)
+	if bad, ok := <-signedOut; ok {
+		t.Errorf("a reader saw %+v while the new sign-in was taken up", bad)
+	}
+	if !st.SignedIn || !slices.Contains(st.Scopes, "mcp:admin") || len(st.StepUpScopes) != 0 {
+		t.Errorf("after Reread: %+v; want signed in with mcp:admin and no step-up pending", st)
+	}
+}
