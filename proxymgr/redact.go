@@ -75,6 +75,7 @@ func (rw *redactWriter) WriteHeader(code int) {
 		return
 	}
 	rw.wroteHeader = true
+	rw.redactHeaders()
 	if code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified && rw.p.secrets.Matcher() != nil {
 		if n, err := strconv.Atoi(rw.Header().Get("Content-Length")); err == nil && n > 0 {
 			rw.deferred, rw.status, rw.want = true, code, n
@@ -82,6 +83,31 @@ func (rw *redactWriter) WriteHeader(code int) {
 		}
 	}
 	rw.ResponseWriter.WriteHeader(code)
+}
+
+// redactHeaders removes injected secrets from the answer's header values:
+// a server or gateway that echoes the Authorization it received in a
+// header of its own (X-Debug-Auth, a quoted request in a Link or Warning)
+// must not hand it to the client either.
+func (rw *redactWriter) redactHeaders() {
+	m := rw.p.secrets.Matcher()
+	if m == nil {
+		return
+	}
+	found := 0
+	for _, vs := range rw.Header() {
+		for i, v := range vs {
+			if len(v) < redact.MinLen { // shorter than any secret the set holds
+				continue
+			}
+			if out, n := m.Replace([]byte(v)); n > 0 {
+				vs[i], found = string(out), found+n
+			}
+		}
+	}
+	if found > 0 {
+		rw.p.redacted(int64(found))
+	}
 }
 
 func (rw *redactWriter) Write(b []byte) (int, error) {

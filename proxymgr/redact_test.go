@@ -131,6 +131,18 @@ func TestEchoedCredentialNeverReachesClient(t *testing.T) {
 			w.Header().Set("Content-Type", "text/plain")
 			io.WriteString(w, "session closed for "+auth(r))
 		}, 200, "session closed for [REDACTED]", false},
+		{"echoed in headers, JSON", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Debug-Auth", auth(r))
+			w.Header().Set("Link", "<https://gw/check?auth="+url.QueryEscape(auth(r))+">; rel=help")
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":{}}`)
+		}, 200, `"result":{}`, false},
+		{"echoed in headers, SSE", "POST", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Debug-Auth", "received "+auth(r))
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			io.WriteString(w, "id: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n")
+		}, 200, `"result":{}`, true},
 		{"JSON too large to inspect", "POST", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			pad := strings.Repeat("x", 16<<10-7)
@@ -168,6 +180,16 @@ func TestEchoedCredentialNeverReachesClient(t *testing.T) {
 			if s := leak(body, echoToken); s != "" {
 				t.Fatalf("the client got the token (%q):\n%s", s, short(body))
 			}
+			for k, vs := range resp.Header {
+				for _, v := range vs {
+					if s := leak([]byte(v), echoToken); s != "" {
+						t.Fatalf("the client got the token in its %s header (%q): %q", k, s, v)
+					}
+				}
+			}
+			if v := resp.Header.Get("X-Debug-Auth"); v != "" && !strings.Contains(v, "[REDACTED]") {
+				t.Errorf("X-Debug-Auth = %q, want the value with [REDACTED]", v)
+			}
 			if resp.StatusCode != tc.status || !bytes.Contains(body, []byte(tc.want)) {
 				t.Fatalf("status %d, body:\n%s\nwant %d with %s", resp.StatusCode, short(body), tc.status, tc.want)
 			}
@@ -181,8 +203,12 @@ func TestEchoedCredentialNeverReachesClient(t *testing.T) {
 					}
 					events++
 				}
-				if events != 3 {
-					t.Errorf("%d events, want 3", events)
+				want := 3
+				if strings.HasPrefix(tc.name, "echoed in headers") {
+					want = 1 // the token is in a header; the stream is one answer
+				}
+				if events != want {
+					t.Errorf("%d events, want %d", events, want)
 				}
 			case resp.Header.Get("Content-Type") == "application/json":
 				if !json.Valid(body) {
