@@ -89,6 +89,7 @@ func gateProbes() []gateProbe {
 		{name: "too large", body: call("3", `{"name":"delete_repo","arguments":{"text":"`+strings.Repeat("a", 5000)+`"}}`, ""), want: 413, code: "-32600"},
 		// Host and Origin (DNS rebinding, browsers).
 		{name: "two Origins", header: map[string]string{"Origin": "http://localhost", "Origin2": "http://evil.example.com"}, body: call("3", echoParams, ""), want: 403, code: "-32600"},
+		{name: "two Hosts", header: map[string]string{"Host2": "evil.example.com"}, body: call("3", echoParams, ""), want: 400}, // net/http refuses it before the proxy
 		{name: "foreign Origin", header: map[string]string{"Origin": "http://evil.example.com"}, body: call("3", echoParams, ""), want: 403, code: "-32600"},
 		{name: "foreign Host", header: map[string]string{"Host": "evil.example.com"}, body: call("3", echoParams, ""), want: 403, code: "-32600"},
 	}
@@ -170,6 +171,8 @@ func sendProbe(t *testing.T, p *Proxy, sid string, pr gateProbe) (int, string) {
 		case "Host":
 		case "Origin2":
 			fmt.Fprintf(&req, "Origin: %s\r\n", v)
+		case "Host2":
+			fmt.Fprintf(&req, "Host: %s\r\n", v)
 		default:
 			fmt.Fprintf(&req, "%s: %s\r\n", k, v)
 		}
