@@ -405,7 +405,19 @@ func (a *App) announcePins(name string) {
 	if err != nil || s.PinningMode() == catalog.PinOff {
 		return
 	}
-	fresh, err := a.pinStore().Server(name).MarkNotified()
+	store := a.pinStore().Server(name)
+	if n, err := store.MarkTrustAnnounced(time.Now()); err != nil {
+		a.log.Warn("tool pins", "server", name, "err", err)
+	} else if n > 0 {
+		then := "holds any that changes or is new until you review it"
+		if s.PinningMode() == catalog.PinWarn {
+			then = "tells you when one changes (pinning mode warn)"
+		}
+		a.publish(Event{Kind: EventNotice, Server: name, Title: pinnedTitle(name, n),
+			Body: fmt.Sprintf("Keyport approved the tools %s listed first, as they are, and from now on %s. See them in %s → Tools or with keyport tools %s.",
+				name, then, name, name)})
+	}
+	fresh, err := store.MarkNotified()
 	if err != nil {
 		a.log.Warn("tool pins", "server", name, "err", err)
 		return
@@ -596,4 +608,12 @@ func (a *App) PinnedTools(name string) ([]Tool, error) {
 	}
 	slices.SortFunc(out, func(x, y Tool) int { return strings.Compare(x.Name, y.Name) })
 	return out, nil
+}
+
+// pinnedTitle is the title of the first-use trust's notification.
+func pinnedTitle(server string, n int) string {
+	if n == 1 {
+		return server + ": pinned 1 tool"
+	}
+	return fmt.Sprintf("%s: pinned %d tools", server, n)
 }

@@ -195,6 +195,32 @@ func (srv *Server) Reset() (int, error) {
 	return n, err
 }
 
+// trustAnnounceWithin bounds which first-use trusts are still news: pins
+// made longer ago (by a Keyport from before the announcement existed) are
+// not announced at a later start.
+const trustAnnounceWithin = 24 * time.Hour
+
+// MarkTrustAnnounced marks the first-use trust as announced and returns
+// how many tools it pinned; 0 when there is nothing to announce (nothing
+// trusted yet, already announced, or trusted over a day before now).
+func (srv *Server) MarkTrustAnnounced(now time.Time) (int, error) {
+	news := func(f *File) bool {
+		return f.TrustedAt != nil && !f.TrustAnnounced && len(f.Tools) > 0 && now.Sub(*f.TrustedAt) < trustAnnounceWithin
+	}
+	if !news(srv.File()) {
+		return 0, nil // nothing to write
+	}
+	n := 0
+	err := srv.edit(func(f *File) (bool, error) {
+		if !news(f) {
+			return false, nil
+		}
+		f.TrustAnnounced, n = true, len(f.Tools)
+		return true, nil
+	})
+	return n, err
+}
+
 // MarkNotified marks the held, unblocked tools not yet notified as
 // notified and returns them (the change set to tell the user about).
 func (srv *Server) MarkNotified() ([]string, error) {

@@ -55,6 +55,8 @@ type File struct {
 	// TrustedAt is when the first list was trusted; nil means the next
 	// list is trusted (nothing pinned yet, or after a reset).
 	TrustedAt *time.Time `json:"trusted_at,omitempty"`
+	// TrustAnnounced says the user was told of the first-use trust.
+	TrustAnnounced bool `json:"trust_announced,omitempty"`
 	// Recovered says the previous file could not be read and was set
 	// aside: nothing is trusted until the user reviews.
 	Recovered *Recovery `json:"recovered,omitempty"`

@@ -375,3 +375,37 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestTrustAnnouncedOnce: the first-use trust is news once (across
+// processes), again after a reset and a new first list, and never for pins
+// made over a day before (by a Keyport that did not announce them).
+func TestTrustAnnouncedOnce(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srv := open(t, dir).Server("github")
+	now := time.Now()
+	if n, _ := srv.MarkTrustAnnounced(now); n != 0 {
+		t.Fatalf("nothing trusted yet, announced %d", n)
+	}
+	if _, err := srv.Record(pins.Record{Trust: []pins.Observed{obs(t, "a", "A"), obs(t, "b", "B")}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := srv.MarkTrustAnnounced(now); n != 2 || err != nil {
+		t.Fatalf("first announcement: %d %v; want 2", n, err)
+	}
+	if n, _ := open(t, dir).Server("github").MarkTrustAnnounced(now); n != 0 {
+		t.Fatalf("announced again in another process: %d", n)
+	}
+	if _, err := srv.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Record(pins.Record{Trust: []pins.Observed{obs(t, "a", "A")}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := srv.MarkTrustAnnounced(now.Add(25 * time.Hour)); n != 0 {
+		t.Fatalf("a trust over a day old announced: %d", n)
+	}
+	if n, _ := srv.MarkTrustAnnounced(now); n != 1 {
+		t.Fatalf("after a reset and a new first list: %d; want 1", n)
+	}
+}
