@@ -57,6 +57,13 @@ func TestEscapeClosesEveryDialog(t *testing.T) {
 		"Credential for warehouse": func() { test.Tap(h.u.Detail.overview.SetCred) },
 		"Remove warehouse?":        func() { test.Tap(h.u.Detail.overview.Remove) },
 		"an error":                 func() { h.u.showError("Export the audit log", errors.New("disk full")) },
+		"New profile, focus on a ticked check": func() {
+			h.u.showProfileEditor(nil)
+			e := h.u.ProfileEditor
+			c := e.Servers[e.order[0]].Include
+			test.Tap(c)
+			h.u.Window.Canvas().Focus(c)
+		},
 	}
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for k := range open {

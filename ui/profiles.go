@@ -161,7 +161,7 @@ type ProfileEditor struct {
 	create      bool
 	Name        *dialogEntry
 	Description *dialogEntry
-	Always      *widget.Check
+	Always      *dialogCheck
 	Cost        *widget.Label
 	Servers     map[string]*ProfileServerEditor
 	order       []string
@@ -172,7 +172,7 @@ type ProfileEditor struct {
 // ProfileServerEditor is one server in the editor.
 type ProfileServerEditor struct {
 	box     *fyne.Container // its check and its tools, in the editor's list
-	Include *widget.Check
+	Include *dialogCheck
 	tools   *fyne.Container
 	status  *widget.Label
 	Tools   map[string]*ProfileToolEditor
@@ -182,7 +182,7 @@ type ProfileServerEditor struct {
 
 // ProfileToolEditor is one tool: ticked or not, with its overrides.
 type ProfileToolEditor struct {
-	Check       *widget.Check
+	Check       *dialogCheck
 	Rename      *dialogEntry
 	Description *dialogEntry
 	bytes       int
@@ -193,7 +193,7 @@ func (u *UI) showProfileEditor(cur *app.NewProfile) {
 	e := &ProfileEditor{u: u, create: cur == nil, Servers: map[string]*ProfileServerEditor{}}
 	e.Name = u.newDialogEntry("coding")
 	e.Description = u.newDialogEntry("what this profile is for")
-	e.Always = widget.NewCheck("Prefix every tool with its server's name (not only colliding ones)", nil)
+	e.Always = u.newDialogCheck("Prefix every tool with its server's name (not only colliding ones)")
 	e.Cost = widget.NewLabel("")
 	list := container.NewVBox()
 	e.scroll = container.NewVScroll(list)
@@ -214,7 +214,8 @@ func (u *UI) showProfileEditor(cur *app.NewProfile) {
 		name := s.Name
 		se := &ProfileServerEditor{tools: container.NewVBox(), status: widget.NewLabel(""), Tools: map[string]*ProfileToolEditor{}}
 		se.status.Hide()
-		se.Include = widget.NewCheck(name, func(on bool) {
+		se.Include = u.newDialogCheck(name) // Escape and Enter still reach the dialog once it has the focus
+		se.Include.OnChanged = func(on bool) {
 			if on {
 				se.tools.Show()
 				e.load(name, se, chosen[name])
@@ -223,7 +224,7 @@ func (u *UI) showProfileEditor(cur *app.NewProfile) {
 			}
 			e.updateCost()
 			e.f.fit()
-		})
+		}
 		se.tools.Hide()
 		e.Servers[name] = se
 		e.order = append(e.order, name)
@@ -277,7 +278,8 @@ func (e *ProfileEditor) load(server string, se *ProfileServerEditor, ps app.Prof
 					te.Rename.SetText(o.Rename)
 					te.Description.SetText(o.Description)
 				}
-				te.Check = widget.NewCheck(t.Name, func(bool) { e.updateCost() })
+				te.Check = u.newDialogCheck(t.Name)
+				te.Check.OnChanged = func(bool) { e.updateCost() }
 				te.Check.SetChecked(len(ps.Tools) == 0 || slices.Contains(ps.Tools, t.Name))
 				se.Tools[t.Name] = te
 				se.names = append(se.names, t.Name)
