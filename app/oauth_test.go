@@ -183,3 +183,28 @@ func TestBrowserPromptAtMostOncePerMinute(t *testing.T) {
 		t.Errorf("a call within the granted scope: %v %+v", err, res)
 	}
 }
+
+// TestOAuthClientModeShown: before any sign-in, each OAuth server says how
+// Keyport will be known to its authorization server — the label keyport ls
+// and the detail view show — from its configuration.
+func TestOAuthClientModeShown(t *testing.T) {
+	te := newTestEnv(t)
+	oauthServer := func(name, extra string) string {
+		return "  - name: " + name + "\n    url: https://" + name + ".example/mcp\n    auth:\n      type: oauth\n" + extra
+	}
+	writeServers(t, te, serversYAML(
+		oauthServer("prereg", "      client_id: keyport-app\n"),
+		oauthServer("cimd", "      client_metadata_url: https://example.com/keyport/client.json\n"),
+		oauthServer("dcr", ""),
+	))
+	a := newTestApp(t, te)
+	for name, want := range map[string]string{"prereg": OAuthPreregistered, "cimd": OAuthMetadataURL, "dcr": OAuthDynamic} {
+		v, err := a.Server(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Credential.OAuthClient != want {
+			t.Errorf("%s: OAuthClient = %q, want %q", name, v.Credential.OAuthClient, want)
+		}
+	}
+}
