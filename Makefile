@@ -108,10 +108,14 @@ test-go: build
 	cd earlyinit && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 # Every package that does not import fyne's app (the GUI launcher, main and
-# the GUI benchmark) must build and vet without cgo.
+# the GUI benchmark) must build and vet without cgo; the CLI and the proxy
+# (the peer-user check has macOS and Windows code) must cross-compile.
 test-nocgo:
 	pkgs=$$($(GO) list -f '{{.ImportPath}}{{range .Deps}}{{if eq . "fyne.io/fyne/v2/app"}} gui{{end}}{{end}}' ./... | grep -v ' gui$$'); \
 	CGO_ENABLED=0 $(GO) vet $$pkgs
+	for os in darwin windows; do \
+		GOOS=$$os GOARCH=amd64 CGO_ENABLED=0 $(GO) build -o /dev/null ./proxymgr/... ./app/cli/... ./cmd/keyport-cli || exit 1; \
+	done
 
 ## lint: gofmt check and go vet
 lint:
