@@ -42,7 +42,8 @@ func keyportCLI(t *testing.T) string {
 
 // echoingUpstream is a server that shows the credential it received: its
 // MCP tool "whoami" returns the Authorization header (text, structured
-// content, a progress message), and /broken answers every request with a
+// content, a progress message), every answer carries it in an
+// X-Debug-Auth header, and /broken answers every request with a
 // plain-text 500 quoting it, as debug pages and gateways do.
 func echoingUpstream(t *testing.T) (mcpURL, brokenURL string) {
 	t.Helper()
@@ -57,7 +58,11 @@ func echoingUpstream(t *testing.T) (mcpURL, brokenURL string) {
 			StructuredContent: map[string]any{"authorization": a}}, nil, nil
 	})
 	mux := http.NewServeMux()
-	mux.Handle("/mcp", mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil))
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv }, nil)
+	mux.HandleFunc("/mcp", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Debug-Auth", r.Header.Get("Authorization")) // a gateway echoing it in a header
+		mcpHandler.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("/broken", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "internal error; request headers: Authorization="+r.Header.Get("Authorization"), 500)
 	})
@@ -155,6 +160,9 @@ func TestBinaryNeverShowsClientsTheCredential(t *testing.T) {
 	}
 
 	client := append(rec.Bytes(), body...)
+	if !strings.Contains(string(client), "X-Debug-Auth: [REDACTED]") {
+		t.Error("the echoed header did not reach the client redacted")
+	}
 	if !strings.Contains(string(client), "[REDACTED]") {
 		t.Fatal("no redaction in what the client read: the test proves nothing")
 	}

@@ -44,6 +44,9 @@ func (rec *Recorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	rec.mu.Lock()
+	_ = resp.Header.Write(&rec.got) // headers reach the client too
+	rec.mu.Unlock()
 	resp.Body = &recordedBody{resp.Body, rec}
 	return resp, nil
 }
